@@ -1,0 +1,56 @@
+"""The ``jetson-rt`` command line.
+
+Each command group lives in its own module exposing ``register(subparsers)``;
+that module keeps heavy imports (onnxruntime, tensorrt, matplotlib) inside the
+command functions so ``jetson-rt --help`` loads on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jetson_rt import __version__
+from jetson_rt.errors import JetsonRtError
+from jetson_rt.log import configure, logger
+
+# Modules that add sub-commands, in help order.
+_COMMAND_MODULES = (
+    "jetson_rt.sim.cli",
+    "jetson_rt.engine.cli",
+    "jetson_rt.runner.cli",
+    "jetson_rt.report.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetson-rt",
+        description="Real-time inference nodes for NVIDIA Jetson Orin fleets.",
+    )
+    parser.add_argument("--version", action="version", version=f"jetson-rt {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.verbose)
+    try:
+        result: int = args.func(args)
+    except JetsonRtError as exc:
+        logger.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
