@@ -10,10 +10,9 @@ exception, because a non-Jetson host must be described, not crash the caller.
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 ROOT = "/"
@@ -59,15 +58,14 @@ _SKUS: dict[str, tuple[str, int]] = {
 _SOC_FAMILY = {"p3767-0000": "orin_nx", "p3767-0001": "orin_nx", "p3701": "agx_orin"}
 
 
-def _path(root: str, rel: str) -> str:
-    return os.path.join(root, rel)
+def _path(root: str, rel: str) -> Path:
+    return Path(root, rel)
 
 
 def read_text(rel: str, root: str = ROOT) -> str | None:
     """Contents of a file under ``root`` with trailing NULs and whitespace removed."""
     try:
-        with open(_path(root, rel), "rb") as handle:
-            data = handle.read()
+        data = _path(root, rel).read_bytes()
     except OSError:
         return None
     return data.decode("utf-8", "replace").rstrip("\x00\n\r\t ")
@@ -177,8 +175,7 @@ def identity(root: str = ROOT) -> Identity:
     compat_raw = None
     for base in DT_BASES:
         try:
-            with open(_path(root, f"{base}/compatible"), "rb") as handle:
-                compat_raw = handle.read()
+            compat_raw = _path(root, f"{base}/compatible").read_bytes()
             break
         except OSError:
             continue
@@ -215,14 +212,13 @@ def identity(root: str = ROOT) -> Identity:
 
 def dla_count(root: str = ROOT, sku: str | None = None) -> int:
     """DLA cores enabled in the device tree; the SKU table when the tree has no nodes."""
-    nodes = []
+    nodes: list[Path] = []
     for base in DT_BASES:
-        nodes = glob.glob(_path(root, f"{base}/**/nvdla*@*"), recursive=True)
+        nodes = list(_path(root, base).rglob("nvdla*@*"))
         if nodes:
             break
     if nodes:
-        return sum(1 for node in nodes if read_text(os.path.relpath(f"{node}/status", root), root)
-                   in ("okay", "ok"))
+        return sum(1 for node in nodes if read_text(str(node / "status"), "/") in ("okay", "ok"))
     return _SKUS.get(sku or "", (None, 0))[1]
 
 
@@ -341,9 +337,12 @@ class GpuDevfreq:
 
 def gpu_devfreq(root: str = ROOT) -> GpuDevfreq | None:
     for rel in GPU_DEVFREQ_DIRS:
-        if os.path.isdir(_path(root, rel)):
-            available = [int(v) for v in (read_text(f"{rel}/available_frequencies", root) or "")
-                         .split() if v.isdigit()]
+        if _path(root, rel).is_dir():
+            available = [
+                int(v)
+                for v in (read_text(f"{rel}/available_frequencies", root) or "").split()
+                if v.isdigit()
+            ]
             control = None
             for power in GPU_POWER_CONTROL_DIRS:
                 control = read_text(f"{power}/control", root)
@@ -372,9 +371,10 @@ class ThermalZone:
 
 def thermal_zones(root: str = ROOT) -> list[ThermalZone]:
     zones = []
-    for path in sorted(glob.glob(_path(root, THERMAL_GLOB)),
-                       key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0)):
-        rel = os.path.relpath(path, root)
+    base = _path(root, THERMAL_GLOB).parent
+    found = base.glob(Path(THERMAL_GLOB).name) if base.is_dir() else iter(())
+    for path in sorted(found, key=lambda p: int(re.sub(r"\D", "", p.name) or 0)):
+        rel = str(path.relative_to(root))
         temp = read_int(f"{rel}/temp", root)
         trips: dict[str, float] = {}
         for index in range(16):
@@ -387,8 +387,8 @@ def thermal_zones(root: str = ROOT) -> list[ThermalZone]:
         warn = trips.get("passive", trips.get("hot"))
         zones.append(
             ThermalZone(
-                name=os.path.basename(path),
-                type=read_text(f"{rel}/type", root) or os.path.basename(path),
+                name=path.name,
+                type=read_text(f"{rel}/type", root) or path.name,
                 temp_c=None if temp is None else temp / 1000.0,
                 warn_c=warn,
                 trips=trips,
