@@ -1,0 +1,175 @@
+"""The manifest beside every built artifact, and the checks made against it.
+
+``model.engine`` gets ``model.engine.manifest.json``: the ONNX file's sha256,
+the artifact's sha256 and size, every build flag, and the platform it was built
+on (TensorRT/CUDA or ONNX Runtime versions, device, SoC, L4T release). Two
+questions are answered from it:
+
+* *Is the artifact intact?* :func:`verify_artifact` re-hashes the file; a
+  backend calls it before loading.
+* *Would a build change anything?* :func:`rebuild_reasons` compares the recorded
+  inputs with the requested ones; ``build-engine --if-changed`` builds only
+  when it returns reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jetson_rt.engine.atomic import atomic_write_text, sha256_file
+from jetson_rt.errors import EngineError
+
+SCHEMA_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+
+JsonScalar = str | int | float | bool | None
+
+
+def manifest_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """How one artifact was built. Field names are the JSON keys."""
+
+    backend: str
+    source: str
+    source_sha256: str
+    artifact: str
+    artifact_sha256: str
+    artifact_bytes: int
+    # Every option that shaped the artifact (precision, shapes, DLA core, ...).
+    build_flags: dict[str, Any]
+    # Versions and identity of the building host; None where not applicable.
+    platform: dict[str, JsonScalar]
+    build_seconds: float
+    built_at: str
+    schema: int = SCHEMA_VERSION
+    # Side files written with the artifact (layer report, calibration cache).
+    extras: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, origin: Path) -> Manifest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EngineError(
+                f"manifest {origin} is not valid JSON ({exc}): rebuild the engine "
+                "with `jetson-rt build-engine`"
+            ) from exc
+        if not isinstance(data, dict):
+            raise EngineError(f"manifest {origin} is not a JSON object: rebuild the engine")
+        if data.get("schema") != SCHEMA_VERSION:
+            raise EngineError(
+                f"manifest {origin} has schema {data.get('schema')!r}, this jetson-rt reads "
+                f"{SCHEMA_VERSION}: rebuild the engine with this version"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise EngineError(
+                f"manifest {origin} does not have the expected fields ({exc}): rebuild the engine"
+            ) from exc
+
+    def write(self, artifact: Path) -> Path:
+        path = manifest_path(artifact)
+        atomic_write_text(path, self.to_json())
+        return path
+
+
+def load_manifest(artifact: Path) -> Manifest | None:
+    """The manifest beside ``artifact``, ``None`` if there is none."""
+    path = manifest_path(artifact)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise EngineError(f"cannot read manifest {path}: {exc}") from exc
+    return Manifest.from_json(text, origin=path)
+
+
+def verify_artifact(artifact: Path) -> Manifest:
+    """Check ``artifact`` against its manifest; return the manifest.
+
+    Refuses a missing artifact or manifest, a manifest for another file, and
+    an artifact whose size or sha256 differs from the recorded ones.
+    """
+    if not artifact.is_file():
+        raise EngineError(f"{artifact} does not exist: build it with `jetson-rt build-engine`")
+    manifest = load_manifest(artifact)
+    if manifest is None:
+        raise EngineError(
+            f"{artifact} has no manifest ({manifest_path(artifact).name}): rebuild it with "
+            "`jetson-rt build-engine`, which writes one, or load it with verification off"
+        )
+    if manifest.artifact != artifact.name:
+        raise EngineError(
+            f"manifest {manifest_path(artifact)} describes {manifest.artifact!r}, not "
+            f"{artifact.name!r}: the files were renamed or mixed up; rebuild the engine"
+        )
+    size = artifact.stat().st_size
+    if size != manifest.artifact_bytes:
+        raise EngineError(
+            f"{artifact} is {size} bytes but its manifest records {manifest.artifact_bytes}: "
+            "the file is truncated or was replaced; rebuild or copy it again"
+        )
+    digest = sha256_file(artifact)
+    if digest != manifest.artifact_sha256:
+        raise EngineError(
+            f"{artifact} sha256 {digest[:16]}... differs from its manifest's "
+            f"{manifest.artifact_sha256[:16]}...: the file is corrupt or was replaced; "
+            "rebuild or copy it again"
+        )
+    return manifest
+
+
+def _differences(label: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    reasons = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if old != new:
+            reasons.append(f"{label} {key}: {old!r} -> {new!r}")
+    return reasons
+
+
+def rebuild_reasons(
+    artifact: Path,
+    *,
+    backend: str,
+    source_sha256: str,
+    build_flags: Mapping[str, Any],
+    platform: Mapping[str, JsonScalar],
+) -> list[str]:
+    """Why ``artifact`` must be (re)built; empty when it is up to date and intact.
+
+    Build flags and platform fields are compared after a JSON round trip, so
+    tuples and lists compare equal as they would once stored.
+    """
+    if not artifact.is_file():
+        return [f"{artifact.name} does not exist"]
+    try:
+        manifest = verify_artifact(artifact)
+    except EngineError as exc:
+        return [str(exc)]
+    reasons: list[str] = []
+    if manifest.backend != backend:
+        reasons.append(f"backend: {manifest.backend!r} -> {backend!r}")
+    if manifest.source_sha256 != source_sha256:
+        reasons.append("the ONNX model changed (sha256 differs)")
+    normal_flags = json.loads(json.dumps(dict(build_flags)))
+    normal_platform = json.loads(json.dumps(dict(platform)))
+    reasons += _differences("flag", manifest.build_flags, normal_flags)
+    reasons += _differences("platform", manifest.platform, normal_platform)
+    for side_file in manifest.extras.values():
+        if not (artifact.parent / side_file).is_file():
+            reasons.append(f"side file {side_file} is missing")
+    return reasons
