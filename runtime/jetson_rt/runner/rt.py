@@ -1,0 +1,170 @@
+"""Real-time process settings (guide sections 2.2, 9.2 and 17.7), applied after warm-up.
+
+``mlockall(MCL_CURRENT | MCL_FUTURE)`` through ctypes, ``SCHED_FIFO`` on the
+calling thread and its CPU affinity. Each step that the host does not permit
+(no ``CAP_SYS_NICE``/``LimitRTPRIO``, a low ``LimitMEMLOCK``, a CPU that is
+offline) is recorded with the reason and what to change, logged as a warning and
+shown in the status and stats file; the runner goes on without it.
+
+``sched_setscheduler(0, ...)`` and ``sched_setaffinity(0, ...)`` act on the
+calling thread on Linux: threads started before this call (stats, health,
+watchdog, metrics) keep the normal policy and every CPU, as they should.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from jetson_rt.log import logger
+from jetson_rt.runner.config import RtConfig
+
+# <sys/mman.h> on Linux (every architecture JetPack ships).
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+
+
+@dataclass
+class RtStep:
+    """One RT setting: requested, applied, and if not, why."""
+
+    requested: bool
+    applied: bool = False
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class RtStatus:
+    mlockall: RtStep = field(default_factory=lambda: RtStep(False))
+    sched_fifo: RtStep = field(default_factory=lambda: RtStep(False))
+    affinity: RtStep = field(default_factory=lambda: RtStep(False))
+    priority: int = 0
+    cpus: list[int] = field(default_factory=list)
+
+    @property
+    def degraded(self) -> bool:
+        steps = (self.mlockall, self.sched_fifo, self.affinity)
+        return any(step.requested and not step.applied for step in steps)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "degraded": self.degraded,
+            "mlockall": self.mlockall.to_dict(),
+            "sched_fifo": {**self.sched_fifo.to_dict(), "priority": self.priority},
+            "affinity": {**self.affinity.to_dict(), "cpus": list(self.cpus)},
+        }
+
+    def short(self) -> str:
+        """``mlock=ok fifo=80 cpus=4,5`` or ``... fifo=DENIED``: for STATUS= and the summary."""
+
+        def state(step: RtStep, ok: str) -> str:
+            if not step.requested:
+                return "off"
+            return ok if step.applied else "DENIED"
+
+        cpus = ",".join(str(cpu) for cpu in self.cpus) or "all"
+        return (
+            f"mlock={state(self.mlockall, 'ok')} "
+            f"fifo={state(self.sched_fifo, str(self.priority))} "
+            f"cpus={state(self.affinity, cpus)}"
+        )
+
+
+def _libc() -> ctypes.CDLL:
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    return ctypes.CDLL(name, use_errno=True)
+
+
+def lock_memory() -> RtStep:
+    step = RtStep(True)
+    try:
+        libc = _libc()
+    except OSError as exc:
+        step.detail = f"libc not loadable: {exc}"
+        return step
+    if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
+        step.applied = True
+        step.detail = "MCL_CURRENT|MCL_FUTURE"
+        return step
+    code = ctypes.get_errno()
+    hint = (
+        "raise the memlock limit (LimitMEMLOCK=infinity in the unit, or memlock in limits.d)"
+        if code in (errno.ENOMEM, errno.EPERM, errno.EAGAIN)
+        else "see mlockall(2)"
+    )
+    step.detail = f"mlockall failed: {os.strerror(code)}; {hint}"
+    return step
+
+
+def set_fifo(priority: int) -> RtStep:
+    step = RtStep(True)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        step.detail = (
+            f"SCHED_FIFO {priority} not permitted; grant LimitRTPRIO={priority} "
+            "(or rtprio in limits.d) or CAP_SYS_NICE"
+        )
+    except OSError as exc:
+        step.detail = f"SCHED_FIFO {priority} failed: {exc.strerror}"
+    else:
+        step.applied = True
+        step.detail = f"SCHED_FIFO {priority}"
+    return step
+
+
+def set_affinity(cpus: Sequence[int]) -> RtStep:
+    step = RtStep(True)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        step.detail = (
+            f"affinity to CPUs {list(cpus)} failed: {exc.strerror}; "
+            "list CPUs that are online and allowed to this service (AllowedCPUs=)"
+        )
+    else:
+        step.applied = True
+        step.detail = "pinned"
+    return step
+
+
+def apply_rt(
+    config: RtConfig,
+    isolated_cpus: Callable[[], list[int]],
+) -> RtStatus:
+    """mlockall, SCHED_FIFO and affinity, in that order; never raises for a denied step."""
+    status = RtStatus()
+    if config.mlockall:
+        status.mlockall = lock_memory()
+    if config.priority > 0:
+        status.priority = config.priority
+        status.sched_fifo = set_fifo(config.priority)
+    if config.cpus is None:
+        cpus = isolated_cpus()
+        if cpus:
+            status.cpus = cpus
+            status.affinity = set_affinity(cpus)
+        else:
+            status.affinity = RtStep(
+                True,
+                detail="no isolated CPUs (isolcpus= not on the kernel command line); "
+                "running on every CPU",
+            )
+    elif config.cpus:
+        status.cpus = list(config.cpus)
+        status.affinity = set_affinity(config.cpus)
+    for name, step in (
+        ("mlockall", status.mlockall),
+        ("SCHED_FIFO", status.sched_fifo),
+        ("CPU affinity", status.affinity),
+    ):
+        if step.requested and not step.applied:
+            logger.warning("real-time setting %s not applied: %s", name, step.detail)
+    return status
