@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jetson_rt.cuda.api import check, runtime
+from jetson_rt.cuda.stream import Stream
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -78,11 +79,11 @@ class DeviceBuffer(_Allocation):
     def _free(self, ptr: int) -> None:
         check("cudaFree", runtime().cudaFree(ptr))
 
-    def memset_async(self, value: int, stream: Any) -> None:
+    def memset_async(self, value: int, stream: Stream | Any) -> None:
         if self.nbytes:
-            check(
-                "cudaMemsetAsync", runtime().cudaMemsetAsync(self.ptr, value, self.nbytes, stream)
-            )
+            rt = runtime()
+            handle = _stream_handle(stream)
+            check("cudaMemsetAsync", rt.cudaMemsetAsync(self.ptr, value, self.nbytes, handle))
 
 
 class PinnedBuffer(_Allocation):
@@ -117,20 +118,31 @@ class PinnedBuffer(_Allocation):
         check("cudaFreeHost", runtime().cudaFreeHost(ptr))
 
 
-def copy_host_to_device_async(dst: DeviceBuffer, src: PinnedBuffer, stream: Any) -> None:
-    """Queue a copy of all of ``src`` to the start of ``dst`` on ``stream``."""
+def _stream_handle(stream: Stream | Any) -> Any:
+    return stream.handle if isinstance(stream, Stream) else stream
+
+
+def copy_host_to_device_async(dst: DeviceBuffer, src: PinnedBuffer, stream: Stream | Any) -> None:
+    """Queue a copy of all of ``src`` to the start of ``dst`` on ``stream``.
+
+    ``stream`` is a :class:`Stream` or a raw ``cudaStream_t``.
+    """
     if src.nbytes > dst.nbytes:
         raise ValueError(f"{src.nbytes} bytes do not fit a {dst.nbytes}-byte device buffer")
     rt = runtime()
     check(
         "cudaMemcpyAsync",
         rt.cudaMemcpyAsync(
-            dst.ptr, src.ptr, src.nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream
+            dst.ptr,
+            src.ptr,
+            src.nbytes,
+            rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            _stream_handle(stream),
         ),
     )
 
 
-def copy_device_to_host_async(dst: PinnedBuffer, src: DeviceBuffer, stream: Any) -> None:
+def copy_device_to_host_async(dst: PinnedBuffer, src: DeviceBuffer, stream: Stream | Any) -> None:
     """Queue a copy of the first ``dst.nbytes`` of ``src`` into ``dst`` on ``stream``."""
     if dst.nbytes > src.nbytes:
         raise ValueError(f"a {src.nbytes}-byte device buffer cannot fill {dst.nbytes} bytes")
@@ -138,6 +150,10 @@ def copy_device_to_host_async(dst: PinnedBuffer, src: DeviceBuffer, stream: Any)
     check(
         "cudaMemcpyAsync",
         rt.cudaMemcpyAsync(
-            dst.ptr, src.ptr, dst.nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream
+            dst.ptr,
+            src.ptr,
+            dst.nbytes,
+            rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+            _stream_handle(stream),
         ),
     )
