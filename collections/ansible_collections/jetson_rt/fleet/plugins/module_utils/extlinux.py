@@ -245,6 +245,8 @@ def _checked_edits(
         _check_arg(key, value)
     removals: list[tuple[str, str | None]] = []
     set_names = {_norm_key(key) for key, _ in set_args}
+    if len(set_names) != len(set_args):
+        raise ExtlinuxError(f"kernel arguments set twice: {', '.join(key for key, _ in set_args)}")
     for item in remove_args:
         key, sep, value = item.partition("=")
         removal = (key, value if sep else None)
