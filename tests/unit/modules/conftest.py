@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-COLLECTIONS = REPO / "collections"
+COLLECTIONS = Path(__file__).resolve().parents[3] / "collections"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 if str(COLLECTIONS) not in sys.path:
@@ -91,3 +90,17 @@ def run_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., dict[s
         raise AssertionError("the module returned without exit_json or fail_json")
 
     yield run
+
+
+@pytest.fixture
+def module_failure(run_module: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run a module that must fail; return fail_json's arguments."""
+
+    def run(main: Callable[[], None], **args: Any) -> dict[str, Any]:
+        try:
+            result = run_module(main, **args)
+        except AnsibleFailJson as failure:
+            return failure.result
+        raise AssertionError(f"the module did not fail: {result}")
+
+    return run

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from ansible_collections.jetson_rt.fleet.plugins.module_utils.cpulist import (
     format_mask,
     parse_cpulist,
 )
-from conftest import COLLECTIONS, REPO
 
+REPO = Path(__file__).resolve().parents[3]
+COLLECTIONS = REPO / "collections"
 FILTERS = FilterModule().filters()
 
 
