@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ansible.module_utils import basic
 from ansible_collections.jetson_rt.fleet.plugins.module_utils.extlinux import (
     MAX_ENTRIES,
@@ -808,6 +810,41 @@ def test_module_default_path() -> None:
     assert extlinux_module.ARGUMENT_SPEC["path"]["default"] == "/boot/extlinux/extlinux.conf"
 
 
+def _doc_matches_spec(docs: dict[str, Any], spec: dict[str, Any], where: str) -> None:
+    assert set(docs) == set(spec), where
+    for name, option in spec.items():
+        doc = docs[name]
+        here = f"{where}.{name}"
+        assert doc["description"], here
+        assert doc.get("type", "str") == option.get("type", "str"), here
+        assert doc.get("default") == option.get("default"), here
+        assert doc.get("choices") == option.get("choices"), here
+        assert doc.get("elements") == option.get("elements"), here
+        assert bool(doc.get("required")) == bool(option.get("required")), here
+        if "options" in option:
+            _doc_matches_spec(doc["suboptions"], option["options"], here)
+
+
+def test_module_documentation_matches_its_argument_spec() -> None:
+    """What validate-modules checks first: the docs describe the real options."""
+    documentation = yaml.safe_load(extlinux_module.DOCUMENTATION)
+    assert documentation["module"] == "extlinux"
+    _doc_matches_spec(documentation["options"], extlinux_module.ARGUMENT_SPEC, "options")
+    examples = yaml.safe_load(extlinux_module.EXAMPLES)
+    assert all(
+        "jetson_rt.fleet.extlinux" in task or "ansible.builtin.debug" in task for task in examples
+    )
+    returned = yaml.safe_load(extlinux_module.RETURN)
+    assert {
+        "extlinux",
+        "entry",
+        "reboot_required",
+        "original_backup",
+        "backup_file",
+        "signed",
+    } <= set(returned)
+
+
 # --- a real run through ansible ----------------------------------------------------------
 
 
@@ -818,7 +855,9 @@ def _ansible(path: Path, module_args: str, *flags: str) -> tuple[dict[str, Any],
         ANSIBLE_LOCALHOST_WARNING="false",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
         ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=str(REPO / ".venv/bin/python"),
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # whatever ansible.cfg prefers
+        # the targets run modules with JetPack 6's Python 3.10: use it where it is installed
+        ANSIBLE_PYTHON_INTERPRETER=shutil.which("python3.10") or str(REPO / ".venv/bin/python"),
     )
     done = subprocess.run(
         [
