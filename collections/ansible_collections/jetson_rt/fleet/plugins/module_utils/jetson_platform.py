@@ -1,0 +1,1 @@
+../../../../../../runtime/jetson_rt/platform.py

@@ -1,0 +1,375 @@
+"""Bring a simulated fleet of Orin Nanos up and down, and reboot its hosts.
+
+A host is a rootful podman container running systemd and sshd, never privileged:
+its kernel files come from the fleet's kernelfs daemon (FUSE), and its PID 1
+(``files/sim-init``) is a boot loader that drops CAP_SYS_ADMIN before systemd
+starts. Each host publishes SSH on its own loopback address (127.0.1.N:22), so
+Ansible reaches it over real SSH with host-key checking on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jetson_rt.errors import SimError
+from jetson_rt.log import logger
+from jetson_rt.sim import image
+
+STATE_ROOT = Path("/var/lib/jetson-rt-sim")
+RUN_ROOT = Path("/run/jetson-rt-sim")
+LABEL = "io.jetson-rt.sim"
+SSH_WAIT_S = 90.0
+# Per-host real-time budget on kernels with RT group scheduling (cgroup v1).
+RT_PERIOD_US = 1_000_000
+RT_PARENT_US = 900_000
+RT_HOST_US = 100_000
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """What this machine needs for systemd containers (see detect_quirks)."""
+
+    runtime: str | None
+    ulimits: tuple[str, ...]
+    rt_cgroup_v1: bool
+
+    def describe(self) -> list[str]:
+        notes = []
+        if self.runtime:
+            notes.append(f"hybrid cgroups: OCI runtime {self.runtime}")
+        if self.ulimits:
+            notes.append(f"hard limits below podman's defaults: {' '.join(self.ulimits)}")
+        if self.rt_cgroup_v1:
+            notes.append("RT group scheduling: a parent cgroup with an RT budget")
+        return notes
+
+
+def detect_quirks() -> Quirks:
+    """Work-arounds this machine needs; a cgroup-v2 workstation needs none."""
+    cgroup_v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    runtime = None if cgroup_v2 or shutil.which("runc") is None else "runc"
+    ulimits: list[str] = []
+    for name, limit in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        _, hard = resource.getrlimit(limit)
+        if hard != resource.RLIM_INFINITY and hard < 1_048_576:
+            value = min(hard, 32768)
+            ulimits.append(f"{name}={value}:{value}")
+    rt_v1 = not cgroup_v2 and Path("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists()
+    return Quirks(runtime=runtime, ulimits=tuple(ulimits), rt_cgroup_v1=rt_v1)
+
+
+def _run(cmd: list[str], check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    logger.debug("running %s", " ".join(cmd))
+    result = subprocess.run(cmd, text=True, capture_output=True, check=False, **kwargs)
+    if check and result.returncode != 0:
+        raise SimError(f"{' '.join(cmd[:4])} failed ({result.returncode}): "
+                       f"{(result.stderr or result.stdout).strip()[-1500:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    index: int
+    fleet: str
+
+    @property
+    def container(self) -> str:
+        return f"{self.fleet}-{self.name}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.1.{self.index}"
+
+
+class Fleet:
+    """One simulated fleet, named so that several can coexist."""
+
+    def __init__(self, name: str = "jrt", inventory_dir: Path = Path("inventories/sim"),
+                 state_root: Path = STATE_ROOT, run_root: Path = RUN_ROOT) -> None:
+        self.name = name
+        self.inventory_dir = inventory_dir.resolve()
+        self.state_dir = state_root / name
+        self.mount = run_root / name / "kfs"
+        self.network = f"{name}-net"
+        self.cgroup = Path("/sys/fs/cgroup/cpu") / f"jetson-rt-sim-{name}"
+
+    # --- hosts ----------------------------------------------------------------------
+
+    def host(self, index: int) -> Host:
+        return Host(name=f"orin-nano-{index:02d}", index=index, fleet=self.name)
+
+    def containers(self) -> list[dict[str, Any]]:
+        result = _run(["podman", "ps", "-a", "--filter", f"label={LABEL}={self.name}",
+                       "--format", "json"], check=False)
+        if result.returncode != 0 or not result.stdout.strip():
+            return []
+        data: list[dict[str, Any]] = json.loads(result.stdout)
+        return sorted(data, key=lambda c: str(c.get("Names", [""])[0]))
+
+    def hosts(self) -> list[Host]:
+        found = []
+        for container in self.containers():
+            labels = container.get("Labels") or {}
+            if "io.jetson-rt.sim.index" in labels:
+                found.append(self.host(int(labels["io.jetson-rt.sim.index"])))
+        return sorted(found, key=lambda h: h.index)
+
+    # --- up -------------------------------------------------------------------------
+
+    def up(self, count: int = 4, rebuild: bool = False) -> list[Host]:
+        _require_root()
+        if not 1 <= count <= 60:
+            raise SimError(f"--hosts must be between 1 and 60, not {count}")
+        quirks = detect_quirks()
+        for note in quirks.describe():
+            logger.info("machine quirk handled: %s", note)
+        tag = image.build(force=rebuild)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_cgroup(quirks, count)
+        self._ensure_network()
+        self._ensure_kernelfs()
+        key = self._ensure_fleet_key()
+        wanted = [self.host(i) for i in range(1, count + 1)]
+        for extra in self.hosts():
+            if extra.index > count:
+                self._remove_host(extra)
+        existing = {c["Names"][0]: c for c in self.containers()}
+        for host in wanted:
+            container = existing.get(host.container)
+            if container is None:
+                self._create_host(host, tag, quirks, key)
+            elif container.get("State") != "running":
+                _run(["podman", "start", host.container])
+        for host in wanted:
+            self.wait_ssh(host)
+        self._write_inventory(wanted, key)
+        for host in wanted:
+            self._check_login(host, key)
+        return wanted
+
+    def _ensure_cgroup(self, quirks: Quirks, count: int) -> None:
+        if not quirks.rt_cgroup_v1:
+            return
+        self.cgroup.mkdir(exist_ok=True)
+        (self.cgroup / "cpu.rt_runtime_us").write_text(str(RT_PARENT_US))
+        if RT_HOST_US * count > RT_PARENT_US:
+            logger.warning("%d hosts share a %d us RT budget: cyclictest may be throttled",
+                           count, RT_PARENT_US)
+
+    def _ensure_network(self) -> None:
+        if _run(["podman", "network", "exists", self.network], check=False).returncode != 0:
+            _run(["podman", "network", "create", "--label", f"{LABEL}={self.name}",
+                  self.network])
+
+    def _ensure_kernelfs(self) -> None:
+        if os.path.ismount(self.mount):
+            return
+        self.mount.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "hosts").mkdir(parents=True, exist_ok=True)
+        log = (self.state_dir / "kernelfs.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jetson_rt", "sim", "kernelfs",
+             "--state-dir", str(self.state_dir), "--mount", str(self.mount)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.state_dir / "kernelfs.pid").write_text(str(process.pid))
+        deadline = time.monotonic() + 15
+        while not os.path.ismount(self.mount):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SimError(f"the kernel file daemon did not mount {self.mount}; "
+                               f"see {self.state_dir / 'kernelfs.log'}")
+            time.sleep(0.1)
+
+    def _ensure_fleet_key(self) -> Path:
+        key = self.inventory_dir / "ssh" / "fleet_ed25519"
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                  f"jetson-rt sim fleet {self.name}", "-f", str(key)])
+        return key
+
+    def _create_host(self, host: Host, tag: str, quirks: Quirks, key: Path) -> None:
+        host_dir = self.state_dir / "hosts" / host.name
+        host_dir.mkdir(parents=True, exist_ok=True)
+        host_key = host_dir / "ssh_host_ed25519_key"
+        if not host_key.exists():
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}",
+                  "-f", str(host_key)])
+        cmd = ["podman", "create", "--name", host.container, "--hostname", host.name,
+               "--label", f"{LABEL}={self.name}", "--label", f"io.jetson-rt.sim.index={host.index}",
+               "--network", self.network, "--publish", f"{host.address}:22:22",
+               "--systemd=always", "--restart=always",
+               # sim-init needs CAP_SYS_ADMIN to lay the kernel files; it drops it
+               # from the bounding set before systemd starts.
+               "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_NICE", "--cap-add", "IPC_LOCK",
+               "--cap-add", "AUDIT_WRITE",
+               "--volume", f"{self.mount / host.name}:/.sim/kernel"]
+        if quirks.runtime:
+            cmd += ["--runtime", quirks.runtime]
+        for ulimit in quirks.ulimits:
+            cmd += ["--ulimit", ulimit]
+        if quirks.rt_cgroup_v1:
+            cmd += [f"--cgroup-parent=/{self.cgroup.name}", f"--cpu-rt-period={RT_PERIOD_US}",
+                    f"--cpu-rt-runtime={RT_HOST_US}"]
+        _run([*cmd, tag])
+        _run(["podman", "cp", str(host_key), f"{host.container}:/etc/ssh/ssh_host_ed25519_key"])
+        _run(["podman", "cp", f"{host_key}.pub",
+              f"{host.container}:/etc/ssh/ssh_host_ed25519_key.pub"])
+        _run(["podman", "cp", f"{key}.pub",
+              f"{host.container}:/home/{image.SIM_USER}/.ssh/authorized_keys"])
+        _run(["podman", "start", host.container])
+
+    def wait_ssh(self, host: Host, timeout: float = SSH_WAIT_S) -> float:
+        """Seconds until the host's sshd answers; raises SimError on timeout."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                with socket.create_connection((host.address, 22), timeout=2) as conn:
+                    if conn.recv(8).startswith(b"SSH-"):
+                        return time.monotonic() - start
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SimError(f"{host.name} ({host.address}) did not answer on SSH within "
+                       f"{timeout:.0f} s; see `jetson-rt sim status` and "
+                       f"`podman logs {host.container}`")
+
+    def _ssh_base(self, key: Path) -> list[str]:
+        return ["ssh", "-i", str(key), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={self.inventory_dir / 'ssh' / 'known_hosts'}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
+
+    def _check_login(self, host: Host, key: Path) -> None:
+        _run([*self._ssh_base(key), f"{image.SIM_USER}@{host.address}", "true"])
+
+    def _write_inventory(self, hosts: list[Host], key: Path) -> None:
+        ssh_dir = self.inventory_dir / "ssh"
+        lines = []
+        for host in hosts:
+            pub = (self.state_dir / "hosts" / host.name / "ssh_host_ed25519_key.pub").read_text()
+            kind, blob = pub.split()[:2]
+            lines.append(f"{host.address} {kind} {blob}\n")
+        _atomic_write(ssh_dir / "known_hosts", "".join(lines))
+        half = (len(hosts) + 1) // 2
+        line_a, line_b = hosts[:half], hosts[half:]
+        canary = [line[0] for line in (line_a, line_b) if line]
+
+        def members(group: list[Host]) -> dict[str, Any]:
+            return {h.name: None for h in group}
+
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_user": image.SIM_USER,
+                    "ansible_ssh_private_key_file": str(key),
+                    "ansible_ssh_common_args": (
+                        f"-o UserKnownHostsFile={ssh_dir / 'known_hosts'} "
+                        "-o StrictHostKeyChecking=yes"),
+                    "jetson_rt_sim_fleet": self.name,
+                },
+                "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
+                "children": {
+                    "jetson": {"children": {"line_a": {"hosts": members(line_a)},
+                                            "line_b": {"hosts": members(line_b)}}},
+                    "canary": {"hosts": members(canary)},
+                    "sim": {"hosts": members(hosts)},
+                },
+            }
+        }
+        header = (f"# Generated by `jetson-rt sim up` for the simulated fleet {self.name!r}.\n"
+                  "# `jetson-rt sim down` removes it; edit group_vars/, not this file.\n")
+        _atomic_write(self.inventory_dir / "hosts.yml",
+                      header + yaml.safe_dump(inventory, sort_keys=False))
+
+    # --- down -----------------------------------------------------------------------
+
+    def _remove_host(self, host: Host) -> None:
+        _run(["podman", "rm", "-f", "-t", "5", host.container], check=False)
+        shutil.rmtree(self.state_dir / "hosts" / host.name, ignore_errors=True)
+
+    def down(self, purge_image: bool = False) -> None:
+        _require_root()
+        for container in self.containers():
+            _run(["podman", "rm", "-f", "-t", "5", container["Names"][0]], check=False)
+        _run(["podman", "network", "rm", "-f", self.network], check=False)
+        pid_file = self.state_dir / "kernelfs.pid"
+        if os.path.ismount(self.mount):
+            _run(["fusermount", "-u", str(self.mount)], check=False)
+            if os.path.ismount(self.mount):
+                _run(["umount", "-l", str(self.mount)], check=False)
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), 15)
+            except (ProcessLookupError, ValueError):
+                pass
+        shutil.rmtree(self.mount.parent, ignore_errors=True)
+        if self.cgroup.exists():
+            try:
+                self.cgroup.rmdir()
+            except OSError as exc:
+                logger.warning("could not remove %s: %s", self.cgroup, exc)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        shutil.rmtree(self.inventory_dir / "ssh", ignore_errors=True)
+        (self.inventory_dir / "hosts.yml").unlink(missing_ok=True)
+        if purge_image:
+            image.remove_images()
+
+    # --- status and reboot ----------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        states = {c["Names"][0]: c.get("State", "?") for c in self.containers()}
+        for host in self.hosts():
+            row: dict[str, Any] = {"host": host.name, "address": host.address,
+                                   "container": states.get(host.container, "missing")}
+            try:
+                row.update(json.loads((self.mount / host.name / "control" / "state").read_text()))
+            except (OSError, ValueError):
+                row["kernel"] = "unavailable"
+            rows.append(row)
+        return rows
+
+    def reboot(self, names: list[str], hard: bool = False, wait: bool = True) -> None:
+        hosts = {h.name: h for h in self.hosts()}
+        unknown = [n for n in names if n not in hosts]
+        if unknown:
+            raise SimError(f"no such sim host: {', '.join(unknown)} "
+                           f"(hosts: {', '.join(hosts) or 'none'})")
+        for name in names:
+            host = hosts[name]
+            if hard:
+                # Power cycle: no shutdown, as when the reset line is pulled.
+                _run(["podman", "kill", host.container], check=False)
+                _run(["podman", "start", host.container])
+            else:
+                _run(["podman", "exec", host.container, "systemctl", "reboot"], check=False)
+        if wait:
+            time.sleep(1.0)
+            for name in names:
+                self.wait_ssh(hosts[name])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise SimError("the simulated fleet uses rootful podman: run as root")
+    if shutil.which("podman") is None:
+        raise SimError("podman is not installed (apt-get install podman runc)")
