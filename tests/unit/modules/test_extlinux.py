@@ -576,7 +576,7 @@ def test_module_diff_and_facts(run_module: RunModule, target: Callable[[str], Pa
     result = run_module(extlinux_module.main, diff=True, path=str(path), **ISOLATE)
     assert result["changed"] is True
     diff = result["diff"]
-    assert diff["before_header"] == diff["after_header"] == str(path)
+    assert diff["before_header"] == diff["after_header"] == result["file"] == str(path)
     assert diff["after"] == path.read_text()
     assert diff["after"].startswith(diff["before"])
     assert result["entry"]["label"] == "rt"
@@ -842,6 +842,7 @@ def test_module_documentation_matches_its_argument_spec() -> None:
         "original_backup",
         "backup_file",
         "signed",
+        "file",
     } <= set(returned)
 
 

@@ -169,6 +169,8 @@ notes:
     hangs or panics is not retried. Make a copy of a known-good entry (O(copy_from)), edit the
     copy, and make it C(DEFAULT) only as a separate, revertible step.
   - Changes take effect at the next boot; see RV(reboot_required).
+  - A file L4TLauncher would misread, or an edit that would make one, fails the task with
+    C(msg) and, where a line is to blame, C(line) (its number); the file is left as it was.
 seealso:
   - name: L4TLauncher (edk2-nvidia)
     description: The UEFI application that reads extlinux.conf on JetPack 5 and 6.
@@ -339,6 +341,11 @@ backup_file:
   description: The timestamped copy made with O(backup=true).
   returned: when changed and O(backup=true), not in check mode
   type: str
+file:
+  description: The file that was read (O(path)).
+  returned: always
+  type: str
+  sample: /boot/extlinux/extlinux.conf
 signed:
   description: Whether C(<path>.sig) exists (UEFI Secure Boot checks it).
   returned: always
