@@ -1,0 +1,349 @@
+"""TensorRT 10 on the GPU (or a DLA core), driven without allocation in the loop.
+
+:meth:`TensorRTBackend.activate` does all the work once: checks the engine
+against its manifest, deserialises it from an mmap of the file, creates the
+execution context with user-managed device memory sized by
+``device_memory_size_v2``, fixes the input shapes, allocates a pinned host
+buffer and a device buffer per I/O tensor, binds every address with
+``set_tensor_address``, and captures ``execute_async_v3`` into a CUDA graph
+(falling back to plain enqueueing when capture fails). The hot path then only
+queues copies, replays the graph and records timing events on one
+non-blocking stream at the highest priority.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jetson_rt.backends._lifecycle import BackendLifecycle
+from jetson_rt.backends.base import BackendName, TensorSpec
+from jetson_rt.cuda import (
+    DeviceBuffer,
+    GraphLaunch,
+    PinnedBuffer,
+    StageTimer,
+    Stream,
+    copy_device_to_host_async,
+    copy_host_to_device_async,
+    require_device,
+)
+from jetson_rt.engine.trt_build import dims_tuple, require_tensorrt
+from jetson_rt.errors import ConfigError, EngineError, PlatformError
+from jetson_rt.log import logger
+
+if TYPE_CHECKING:
+    import tensorrt as trt  # type: ignore[import-untyped]
+
+    from jetson_rt.engine.manifest import Manifest
+
+
+class TensorRTBackend(BackendLifecycle):
+    """One serialised TensorRT engine with preallocated, pre-bound I/O.
+
+    Options:
+        batch: size of a dynamic leading dimension (within the engine's profile).
+        input_shapes: concrete shapes by input name, for other dynamic axes.
+        dla_core: DLA core for an engine built for DLA; by default the core
+            recorded in the engine's manifest.
+        use_cuda_graph: capture the enqueue into a CUDA graph (default True).
+        verify: check the engine against its manifest first (default True).
+        device: CUDA device index (default 0).
+    """
+
+    name: BackendName = "tensorrt"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        batch: int | None = None,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+        dla_core: int | None = None,
+        use_cuda_graph: bool = True,
+        verify: bool = True,
+        device: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch is not None and batch <= 0:
+            raise ConfigError(f"batch must be a positive integer, not {batch}")
+        if dla_core is not None and dla_core < 0:
+            raise ConfigError(f"dla_core must be >= 0, not {dla_core}")
+        self.model_path = Path(model_path)
+        self.batch = batch
+        self.input_shapes = {name: tuple(shape) for name, shape in (input_shapes or {}).items()}
+        self.dla_core = dla_core
+        self.use_cuda_graph = use_cuda_graph
+        self.verify = verify
+        self.device = device
+        self.manifest: Manifest | None = None
+        self._trt_logger: Any = None
+        self._runtime: Any = None
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream: Stream | None = None
+        self._context_memory: DeviceBuffer | None = None
+        self._device_buffers: dict[str, DeviceBuffer] = {}
+        self._pinned: dict[str, PinnedBuffer] = {}
+        self._graph: GraphLaunch | None = None
+        self._timer: StageTimer | None = None
+        # (device, pinned) pairs in binding order, so the hot path walks a list.
+        self._h2d: list[tuple[DeviceBuffer, PinnedBuffer]] = []
+        self._d2h: list[tuple[PinnedBuffer, DeviceBuffer]] = []
+        self._stream_address = 0
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def _open(self) -> None:
+        require_tensorrt()
+        import tensorrt as trt  # noqa: PLC0415
+
+        self._check_manifest(trt.__version__)
+        require_device(self.device)
+        self._trt_logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._trt_logger)
+        self._select_dla(self._runtime)
+        self._engine = self._deserialize(self._runtime)
+        self._stream = Stream()
+        self._stream_address = self._stream.address
+        self._context = self._engine.create_execution_context(
+            trt.ExecutionContextAllocationStrategy.USER_MANAGED
+        )
+        if self._context is None:
+            raise EngineError(
+                f"TensorRT could not create an execution context for {self.model_path}"
+            )
+        self._bind_shapes(trt)
+        self._allocate_and_bind(trt)
+        self._timer = StageTimer(("h2d", "infer", "d2h"))
+        self._graph = GraphLaunch(self._stream, self._enqueue, use_graph=self.use_cuda_graph)
+        captured = self._graph.prepare()
+        logger.info(
+            "TensorRT %s: %s, inputs %s, outputs %s, context memory %d bytes, %s",
+            trt.__version__,
+            self.model_path.name,
+            {s.name: s.shape for s in self._inputs},
+            {s.name: s.shape for s in self._outputs},
+            self._context_memory.nbytes if self._context_memory else 0,
+            "CUDA graph" if captured else f"plain enqueue ({self._graph.failure or 'disabled'})",
+        )
+
+    def _check_manifest(self, trt_version: str) -> None:
+        if not self.model_path.is_file():
+            raise EngineError(
+                f"engine {self.model_path} does not exist: build it with `jetson-rt build-engine`"
+            )
+        if not self.verify:
+            return
+        from jetson_rt.engine.manifest import verify_artifact  # noqa: PLC0415
+
+        self.manifest = verify_artifact(self.model_path)
+        if self.manifest.backend != "tensorrt":
+            raise EngineError(
+                f"{self.model_path} was built for the {self.manifest.backend} backend, not tensorrt"
+            )
+        built_with = self.manifest.platform.get("tensorrt")
+        if built_with is not None and built_with != trt_version:
+            raise EngineError(
+                f"{self.model_path.name} was built with TensorRT {built_with}; this host has "
+                f"{trt_version}. Engines are not portable across versions: rebuild it here"
+            )
+        if self.dla_core is None:
+            recorded = self.manifest.build_flags.get("dla_core")
+            if isinstance(recorded, int):
+                self.dla_core = recorded
+
+    def _select_dla(self, runtime: trt.Runtime) -> None:
+        if self.dla_core is None:
+            return
+        cores = runtime.num_DLA_cores
+        if cores == 0:
+            raise PlatformError(
+                f"{self.model_path.name} runs on DLA core {self.dla_core}, but this device has "
+                "no DLA (Orin Nano's is fused off): rebuild the engine without --dla-core"
+            )
+        if self.dla_core >= cores:
+            raise PlatformError(f"DLA core {self.dla_core} does not exist: this device has {cores}")
+        runtime.DLA_core = self.dla_core
+
+    def _deserialize(self, runtime: trt.Runtime) -> Any:
+        try:
+            with self.model_path.open("rb") as handle:
+                if self.model_path.stat().st_size == 0:
+                    raise EngineError(f"engine {self.model_path} is empty: rebuild it")
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    # TensorRT copies what it needs; the mapping can go afterwards.
+                    engine = runtime.deserialize_cuda_engine(mapped)
+        except OSError as exc:
+            raise EngineError(f"cannot read engine {self.model_path}: {exc}") from exc
+        if engine is None:
+            raise EngineError(
+                f"TensorRT cannot deserialise {self.model_path}: the file is corrupt, or was "
+                "built by another TensorRT version or for another GPU; rebuild it on this device"
+            )
+        return engine
+
+    def _resolve_input_shape(
+        self, name: str, declared: tuple[int, ...], profile: Sequence[tuple[int, ...]]
+    ) -> tuple[int, ...]:
+        wanted = self.input_shapes.get(name)
+        if wanted is None:
+            resolved = list(declared)
+            for axis, dim in enumerate(declared):
+                if dim >= 0:
+                    continue
+                if axis == 0 and self.batch is not None:
+                    resolved[axis] = self.batch
+                else:
+                    hint = "batch=N" if axis == 0 else f"input_shapes={{{name!r}: (...)}}"
+                    raise ConfigError(
+                        f"input {name!r} axis {axis} is dynamic in {list(declared)}: "
+                        f"give its size with {hint}"
+                    )
+            wanted = tuple(resolved)
+        elif len(wanted) != len(declared):
+            raise ConfigError(
+                f"input_shapes[{name!r}] has {len(wanted)} dimensions; the engine's input "
+                f"has {len(declared)}: {list(declared)}"
+            )
+        if profile:
+            low, _, high = profile
+            if not all(a <= b <= c for a, b, c in zip(low, wanted, high, strict=True)):
+                raise ConfigError(
+                    f"shape {list(wanted)} of {name!r} is outside the engine's profile "
+                    f"{list(low)}..{list(high)}: rebuild with a wider --min/--max-shapes"
+                )
+        return wanted
+
+    def _bind_shapes(self, trt: Any) -> None:
+        engine, context = self._engine, self._context
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        unknown = sorted(set(self.input_shapes) - set(input_names))
+        if unknown:
+            raise ConfigError(
+                f"input_shapes names {unknown}; the engine's inputs are {sorted(input_names)}"
+            )
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
+        for name in input_names:
+            declared = dims_tuple(engine.get_tensor_shape(name))
+            profile: list[tuple[int, ...]] = []
+            if any(dim < 0 for dim in declared):
+                profile = [dims_tuple(s) for s in engine.get_tensor_profile_shape(name, 0)]
+            shape = self._resolve_input_shape(name, declared, profile)
+            if not context.set_input_shape(name, shape):
+                raise ConfigError(f"TensorRT refused shape {list(shape)} for input {name!r}")
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            inputs.append(TensorSpec(name=name, shape=shape, dtype=dtype))
+        missing = context.infer_shapes()
+        if missing:
+            raise ConfigError(f"TensorRT still needs shapes for {missing}")
+        for name in names:
+            if name in input_names:
+                continue
+            shape = dims_tuple(context.get_tensor_shape(name))
+            if any(dim < 0 for dim in shape):
+                raise EngineError(
+                    f"output {name!r} has a data-dependent shape {list(shape)}, which a "
+                    "preallocated runner cannot bind: export the model with a bounded output"
+                )
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            outputs.append(TensorSpec(name=name, shape=shape, dtype=dtype))
+        self._inputs = tuple(inputs)
+        self._outputs = tuple(outputs)
+
+    def _allocate_and_bind(self, trt: Any) -> None:
+        engine, context = self._engine, self._context
+        size = int(engine.device_memory_size_v2)
+        self._context_memory = DeviceBuffer(size)
+        if size:
+            context.set_device_memory(self._context_memory.ptr, size)
+        for spec in (*self._inputs, *self._outputs):
+            pinned = PinnedBuffer(spec.shape, spec.dtype)
+            self._pinned[spec.name] = pinned
+            # A zero-sized tensor still needs a valid, distinct address.
+            device = DeviceBuffer(max(spec.nbytes, 1))
+            self._device_buffers[spec.name] = device
+            if not context.set_tensor_address(spec.name, device.ptr):
+                raise EngineError(f"TensorRT refused the address bound to {spec.name!r}")
+        for spec in self._inputs:
+            self._host_inputs[spec.name] = self._pinned[spec.name].array
+            self._h2d.append((self._device_buffers[spec.name], self._pinned[spec.name]))
+        for spec in self._outputs:
+            self._host_outputs[spec.name] = self._pinned[spec.name].array
+            self._d2h.append((self._pinned[spec.name], self._device_buffers[spec.name]))
+
+    def _enqueue(self) -> None:
+        if not self._context.execute_async_v3(self._stream_address):
+            raise EngineError(f"execute_async_v3 failed for {self.model_path.name}")
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.synchronize()
+            except Exception:  # a failed run must still free everything below
+                logger.exception("stream synchronisation failed while deactivating")
+        if self._graph is not None:
+            self._graph.close()
+        if self._timer is not None:
+            self._timer.close()
+        self._graph = self._timer = None
+        self._h2d.clear()
+        self._d2h.clear()
+        # The context goes before the memory it runs in; the engine before its runtime.
+        self._context = None
+        if self._context_memory is not None:
+            self._context_memory.close()
+        self._context_memory = None
+        for buffer in (*self._device_buffers.values(), *self._pinned.values()):
+            buffer.close()
+        self._device_buffers.clear()
+        self._pinned.clear()
+        self._engine = None
+        self._runtime = None
+        self._trt_logger = None
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = None
+
+    # --- hot path -------------------------------------------------------------
+
+    def stage_in(self) -> None:
+        stream, timer = self._stream, self._timer
+        assert stream is not None and timer is not None  # active by contract
+        timer.begin("h2d", stream)
+        for device, pinned in self._h2d:
+            copy_host_to_device_async(device, pinned, stream)
+        timer.end("h2d", stream)
+
+    def execute(self) -> None:
+        stream, timer, graph = self._stream, self._timer, self._graph
+        assert stream is not None and timer is not None and graph is not None
+        timer.begin("infer", stream)
+        graph.launch()
+        timer.end("infer", stream)
+
+    def stage_out(self) -> None:
+        stream, timer = self._stream, self._timer
+        assert stream is not None and timer is not None
+        timer.begin("d2h", stream)
+        for pinned, device in self._d2h:
+            copy_device_to_host_async(pinned, device, stream)
+        timer.end("d2h", stream)
+
+    def synchronize(self) -> None:
+        stream, timer = self._stream, self._timer
+        assert stream is not None and timer is not None
+        stream.synchronize()
+        timer.read_into(self._stage_ms)
+        timer.reset()
+
+    @property
+    def uses_cuda_graph(self) -> bool:
+        """True when ``execute`` replays a captured CUDA graph."""
+        return self._graph is not None and self._graph.captured
