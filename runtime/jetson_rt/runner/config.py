@@ -581,7 +581,7 @@ def _prometheus(node: object, errors: _Errors) -> PrometheusConfig:
     section = _Section(node, "prometheus", errors)
     port: int | None = None
     if section.has("port"):
-        port = section.int_("port", 0, 1, 65535)
+        port = section.int_("port", 0, 0, 65535)
     else:
         section.raw("port")
     config = PrometheusConfig(port=port, address=section.str_("address", "0.0.0.0"))  # noqa: S104 - see PrometheusConfig

@@ -9,6 +9,7 @@ counted, never blocks the writer.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -44,11 +45,12 @@ class EventRing:
 
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
-        self._time = [0] * capacity
-        self._kind = [0] * capacity
-        self._task = [0] * capacity
-        self._a = [0] * capacity
-        self._b = [0] * capacity
+        # Unboxed slots: a push stores integers without keeping Python objects alive.
+        self._time = array("q", bytes(8 * capacity))
+        self._kind = array("q", bytes(8 * capacity))
+        self._task = array("q", bytes(8 * capacity))
+        self._a = array("q", bytes(8 * capacity))
+        self._b = array("q", bytes(8 * capacity))
         self.written = 0
         self.read = 0
         self.lost = 0

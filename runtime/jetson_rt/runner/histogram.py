@@ -11,6 +11,7 @@ survives the call, which is what the runner's hot loop needs. ``min``, ``max``,
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -49,7 +50,8 @@ class LatencyHistogram:
     __slots__ = ("_counts", "count", "max_ns", "min_ns", "sum_ns")
 
     def __init__(self) -> None:
-        self._counts = [0] * (len(BOUNDS_NS) + 1)
+        # array('q'), not list: a count past 256 is stored unboxed, so nothing piles up.
+        self._counts = array("q", bytes(8 * (len(BOUNDS_NS) + 1)))
         self.count = 0
         self.sum_ns = 0
         self.min_ns = 0
@@ -69,9 +71,7 @@ class LatencyHistogram:
         self.sum_ns += value_ns
 
     def reset(self) -> None:
-        counts = self._counts
-        for index in range(len(counts)):
-            counts[index] = 0
+        self._counts = array("q", bytes(8 * (len(BOUNDS_NS) + 1)))
         self.count = 0
         self.sum_ns = 0
         self.min_ns = 0
@@ -93,7 +93,7 @@ class LatencyHistogram:
 
     def counts(self) -> list[int]:
         """A copy of the per-bucket counts (read by another thread: copy first)."""
-        return list(self._counts)
+        return self._counts.tolist()
 
     def percentile_ns(self, pct: float, counts: Sequence[int] | None = None) -> int:
         """The upper bound of the bucket holding the ``pct`` percentile, clamped to min/max."""

@@ -10,6 +10,8 @@ nothing, a check is O(slots), and the window slides with a resolution of
 
 from __future__ import annotations
 
+from array import array
+
 # A window with fewer samples than this is reported compliant (not enough data).
 MIN_SAMPLES = 10
 
@@ -26,9 +28,10 @@ class SlaTracker:
         self.target_pct = target_pct
         self.slots = slots
         self._slot_ns = max(1, int(window_s * 1e9 / slots))
-        self._epoch = [-1] * slots
-        self._total = [0] * slots
-        self._within = [0] * slots
+        # Unboxed counters: updating them leaves no Python int behind.
+        self._epoch = array("q", [-1] * slots)
+        self._total = array("q", bytes(8 * slots))
+        self._within = array("q", bytes(8 * slots))
 
     def record(self, now_ns: int, within_deadline: bool) -> None:
         epoch = now_ns // self._slot_ns

@@ -1,0 +1,399 @@
+"""The hot loop: tasks, their tiers, and the priority scheduler over backends.
+
+One thread (the real-time one) runs :meth:`Scheduler.run`. Each round it walks
+the tasks in priority order and starts every task that is due and whose
+device lane (GPU, DLA, CPU) is still free this round: input, then
+``stage_in``/``execute``/``stage_out`` queued on that backend's own stream. It
+then completes the started tasks (``synchronize``, timing, publishing the
+outputs). A GPU task and a DLA task therefore run concurrently (guide sections
+6.1 and 12.2) while two tasks on one lane are served strictly by priority
+(section 12.3); CPU backends run inside ``execute``, so their lane serialises.
+
+Nothing here allocates per inference once warm: timings are integers from
+``time.perf_counter_ns``, recorded in fixed histograms; results are copied into
+preallocated arrays; events go to a fixed ring; no string is formatted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from math import isnan
+
+import numpy as np
+import numpy.typing as npt
+
+from jetson_rt.backends.base import Backend
+from jetson_rt.runner import events
+from jetson_rt.runner.config import TaskConfig, WarmupConfig
+from jetson_rt.runner.events import EventRing
+from jetson_rt.runner.histogram import LatencyHistogram
+from jetson_rt.runner.sla import SlaTracker
+from jetson_rt.runner.sources import FILLED, InputSource
+from jetson_rt.runner.tiers import TierController
+
+Array = npt.NDArray[np.generic]
+
+# Lanes a round can use once each: one engine per accelerator at a time.
+LANE_BITS = {"gpu": 1, "dla": 2, "cpu": 4}
+
+# Stage histograms every task keeps, in report order.
+STAGES = ("pre", "h2d", "infer", "d2h", "post", "total", "enqueue", "e2e")
+
+
+@dataclass
+class WarmupResult:
+    iterations: int
+    cv: float
+    stable: bool
+    baseline_ms: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "iterations": self.iterations,
+            "cv": round(self.cv, 6) if math.isfinite(self.cv) else None,
+            "stable": self.stable,
+            "baseline_ms": round(self.baseline_ms, 6),
+        }
+
+
+def run_once(backend: Backend) -> None:
+    backend.stage_in()
+    backend.execute()
+    backend.stage_out()
+    backend.synchronize()
+
+
+def warm_up(backend: Backend, config: WarmupConfig) -> WarmupResult:
+    """Run inferences until the coefficient of variation of the last ``window`` is low.
+
+    At least ``min_iterations``, at most ``max_iterations``; unstable at the cap
+    is reported (``stable: false``), not fatal.
+    """
+    window = np.zeros(config.window, dtype=np.float64)
+    cv = math.inf
+    done = 0
+    for index in range(config.max_iterations):
+        start = time.perf_counter_ns()
+        run_once(backend)
+        window[index % config.window] = time.perf_counter_ns() - start
+        done = index + 1
+        if done >= max(config.min_iterations, config.window):
+            mean = float(window.mean())
+            cv = float(window.std() / mean) if mean > 0 else 0.0
+            if cv <= config.max_cv:
+                return WarmupResult(done, cv, True, mean / 1e6)
+    filled = window[: min(done, config.window)]
+    mean = float(filled.mean()) if filled.size else 0.0
+    if done < config.window and filled.size and mean > 0:
+        cv = float(filled.std() / mean)
+    return WarmupResult(done, cv, False, mean / 1e6)
+
+
+class Tier:
+    """One model of a task's ladder: its backend, arrays and lane."""
+
+    __slots__ = (
+        "backend",
+        "device",
+        "index",
+        "input_specs",
+        "inputs",
+        "lane",
+        "name",
+        "output_names",
+        "outputs",
+        "publish",
+        "stage_clock",
+        "warmup",
+    )
+
+    def __init__(self, index: int, name: str, backend: Backend, device: str) -> None:
+        self.index = index
+        self.name = name
+        self.backend = backend
+        self.device = device
+        self.lane = LANE_BITS[device]
+        self.input_specs = backend.inputs
+        host_in = backend.host_inputs()
+        self.inputs: list[Array] = [host_in[spec.name] for spec in backend.inputs]
+        host_out = backend.host_outputs()
+        self.output_names = [spec.name for spec in backend.outputs]
+        self.outputs: list[Array] = [host_out[spec.name] for spec in backend.outputs]
+        # The published result: copies the application reads while the next inference runs.
+        self.publish: list[tuple[Array, Array]] = [
+            (array, np.empty_like(array)) for array in self.outputs
+        ]
+        self.warmup: WarmupResult | None = None
+        # Per device stage: "backend" (the backend's own timer, device events on a GPU)
+        # or "host" (the runner's clock around the call); known once warmed up.
+        self.stage_clock: dict[str, str] = {}
+
+    def settle_clock(self) -> None:
+        times = self.backend.stage_times_ms()
+        self.stage_clock = {
+            stage: "host" if isnan(value) else "backend" for stage, value in times.items()
+        }
+
+    def results(self) -> dict[str, Array]:
+        """The last published outputs by name (valid after the backend is deactivated)."""
+        return {
+            name: published
+            for name, (_, published) in zip(self.output_names, self.publish, strict=True)
+        }
+
+
+class Task:
+    """A task's state in the loop: tiers, source, counters, histograms, SLA."""
+
+    __slots__ = (
+        "_t0",
+        "_t1",
+        "_t2",
+        "_t3",
+        "_t4",
+        "_tier",
+        "backend_errors",
+        "config",
+        "controller",
+        "deadline_misses",
+        "deadline_ns",
+        "emergency_ns",
+        "emergency_results",
+        "events",
+        "hist",
+        "index",
+        "inferences",
+        "name",
+        "next_due_ns",
+        "overruns",
+        "period_ns",
+        "priority",
+        "result_seq",
+        "result_tier",
+        "sla",
+        "source",
+        "tier_counts",
+        "tiers",
+        "violation_ns",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        config: TaskConfig,
+        tiers: Sequence[Tier],
+        source: InputSource,
+        event_ring: EventRing,
+    ) -> None:
+        self.index = index
+        self.config = config
+        self.name = config.name
+        self.priority = config.priority
+        self.tiers = list(tiers)
+        self.source = source
+        self.events = event_ring
+        self.controller = TierController(len(self.tiers), config.degradation, event_ring, index)
+        self.sla = SlaTracker(config.sla.window_s, config.sla.target_pct)
+        self.deadline_ns = int(config.deadline_ms * 1e6)
+        self.violation_ns = int(config.deadline_ms * config.degradation.violation_fraction * 1e6)
+        self.period_ns = int(config.period_ms * 1e6)
+        # Without a period, the emergency tier republishes once per deadline.
+        self.emergency_ns = self.period_ns or self.deadline_ns
+        self.next_due_ns = 0
+        self.hist = {stage: LatencyHistogram() for stage in STAGES}
+        self.inferences = 0
+        self.deadline_misses = 0
+        self.backend_errors = 0
+        self.emergency_results = 0
+        self.overruns = 0
+        self.result_seq = 0
+        self.result_tier = -1
+        self.tier_counts = array("q", bytes(8 * (len(self.tiers) + 1)))
+        self._tier: Tier | None = None
+        self._t0 = self._t1 = self._t2 = self._t3 = self._t4 = 0
+
+    def prime(self) -> None:
+        for tier in self.tiers:
+            self.source.prime(tier.input_specs, tier.inputs)
+
+    @property
+    def tier_name(self) -> str:
+        tier = self.controller.tier
+        return self.tiers[tier].name if tier < len(self.tiers) else "emergency"
+
+    def _advance(self, now_ns: int, period_ns: int) -> None:
+        if period_ns:
+            due = self.next_due_ns + period_ns
+            if due <= now_ns:
+                self.overruns += 1
+                due = now_ns + period_ns
+            self.next_due_ns = due
+
+    def begin(self, now_ns: int, busy_lanes: int) -> int:
+        """Fill the input and queue the inference; the lane it took, or 0 if none."""
+        controller = self.controller
+        controller.poll(now_ns)
+        tier_index = controller.tier
+        if tier_index == controller.emergency_tier:
+            # Last-result tier: consume the input to keep live sources fresh, publish nothing new.
+            lowest = self.tiers[-1]
+            self.source.fill(lowest.inputs, now_ns)
+            self.emergency_results += 1
+            self.tier_counts[tier_index] += 1
+            if self.next_due_ns <= now_ns:
+                self.next_due_ns = now_ns + self.emergency_ns
+            return 0
+        tier = self.tiers[tier_index]
+        if busy_lanes & tier.lane:
+            return 0
+        if self.source.fill(tier.inputs, now_ns) != FILLED:
+            return 0
+        self._advance(now_ns, self.period_ns)
+        backend = tier.backend
+        self._tier = tier
+        self._t0 = now_ns
+        clock = time.perf_counter_ns
+        self._t1 = clock()
+        try:
+            backend.stage_in()
+            self._t2 = clock()
+            backend.execute()
+            self._t3 = clock()
+            backend.stage_out()
+        except Exception:
+            return self._failed(clock())
+        self._t4 = clock()
+        return tier.lane
+
+    def _failed(self, now_ns: int) -> int:
+        """A backend raised: count it as an error and a violation; no result this round."""
+        self.backend_errors += 1
+        self.events.push(now_ns, events.BACKEND_ERROR, self.index, self.controller.tier)
+        self.controller.observe(True, now_ns)
+        self._tier = None
+        return 0
+
+    def finish(self) -> None:
+        """Wait for the queued inference, time it, publish its outputs."""
+        tier = self._tier
+        if tier is None:
+            return
+        self._tier = None
+        backend = tier.backend
+        clock = time.perf_counter_ns
+        try:
+            backend.synchronize()
+        except Exception:
+            self._failed(clock())
+            return
+        t5 = clock()
+        for device_array, published in tier.publish:
+            np.copyto(published, device_array)
+        t6 = clock()
+        t0, t1, t2, t3, t4 = self._t0, self._t1, self._t2, self._t3, self._t4
+        times = backend.stage_times_ms()
+        hist = self.hist
+        hist["pre"].record(t1 - t0)
+        # Device time where the backend measures it (events), else the host call times.
+        device = times["h2d"]
+        hist["h2d"].record(t2 - t1 if isnan(device) else int(device * 1e6))
+        device = times["infer"]
+        hist["infer"].record(t3 - t2 + t5 - t4 if isnan(device) else int(device * 1e6))
+        device = times["d2h"]
+        hist["d2h"].record(t4 - t3 if isnan(device) else int(device * 1e6))
+        hist["post"].record(t6 - t5)
+        hist["enqueue"].record(t4 - t1)
+        total = t6 - t0
+        hist["total"].record(total)
+        latency = total
+        frame_time = self.source.frame_time_ns
+        if frame_time:
+            latency = t6 - frame_time
+            hist["e2e"].record(latency)
+        self.inferences += 1
+        self.tier_counts[tier.index] += 1
+        self.result_seq += 1
+        self.result_tier = tier.index
+        missed = latency > self.deadline_ns
+        if missed:
+            self.deadline_misses += 1
+        self.sla.record(t6, not missed)
+        self.controller.observe(latency > self.violation_ns, t6)
+
+
+class Scheduler:
+    """Runs tasks by priority until stopped; beats the watchdog every round."""
+
+    def __init__(self, tasks: Sequence[Task], beat: Callable[[], None] | None = None) -> None:
+        # Highest priority first; equal priorities keep configuration order.
+        self.tasks = sorted(tasks, key=lambda task: -task.priority)
+        self._beat = beat if beat is not None else _no_beat
+        self.stop_requested = False
+        self.rounds = 0
+        self.current_task = -1
+
+    def stop(self) -> None:
+        self.stop_requested = True
+
+    def run(self, duration_s: float | None = None, max_inferences: int | None = None) -> None:
+        tasks = self.tasks
+        started: list[Task | None] = [None] * len(tasks)
+        beat = self._beat
+        clock = time.perf_counter_ns
+        sleep = time.sleep
+        end_ns = clock() + int(duration_s * 1e9) if duration_s is not None else 0
+        limit = max_inferences if max_inferences is not None else 0
+        first = tasks[0]
+        single = len(tasks) == 1
+        while not self.stop_requested:
+            now = clock()
+            if end_ns and now >= end_ns:
+                break
+            count = 0
+            lanes = 0
+            for task in tasks:
+                if task.next_due_ns > now:
+                    continue
+                self.current_task = task.index
+                lane = task.begin(now, lanes)
+                if lane:
+                    lanes |= lane
+                    started[count] = task
+                    count += 1
+                now = clock()
+            for slot in range(count):
+                running = started[slot]
+                if running is not None:
+                    running.finish()
+                    started[slot] = None
+            self.current_task = -1
+            self.rounds += 1
+            beat()
+            if limit and (first.inferences >= limit if single else _total(tasks) >= limit):
+                break
+            if count == 0:
+                self._idle(tasks, clock(), sleep)
+
+    @staticmethod
+    def _idle(tasks: Sequence[Task], now: int, sleep: Callable[[float], None]) -> None:
+        """Nothing ran: sleep until the next task is due (at most 1 ms, to keep beating)."""
+        wait = 1_000_000
+        for task in tasks:
+            ahead = task.next_due_ns - now
+            wait = min(wait, ahead)
+        if wait <= 0:
+            # A due task had no input yet (live source): poll again shortly.
+            wait = 100_000
+        sleep(wait / 1e9)
+
+
+def _total(tasks: Sequence[Task]) -> int:
+    return sum(task.inferences for task in tasks)
+
+
+def _no_beat() -> None:
+    pass

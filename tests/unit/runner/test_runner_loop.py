@@ -1,0 +1,367 @@
+"""The runner end to end on real ONNX Runtime models, with injected faults.
+
+Faults come from :class:`runner_faults.FaultyBackend`, a wrapper around the
+real ONNX Runtime backend (not a mock): it adds latency, hangs or raises on
+request while the real model keeps computing the real outputs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from runner_faults import FaultyBackend
+
+from jetson_rt.backends.base import Backend
+from jetson_rt.runner.config import InputConfig, ModelConfig, RunnerConfig, parse_config
+from jetson_rt.runner.service import WATCHDOG_EXIT_CODE, Runner, default_backend_factory
+from jetson_rt.runner.sources import FrameSource
+from jetson_rt.runner.stats import read_stats
+from onnx_models import GeneratedModel
+
+Doc = dict[str, Any]
+
+
+class Factory:
+    """Backend factory wrapping chosen models in FaultyBackend."""
+
+    def __init__(self, faulty: tuple[str, ...] = ()) -> None:
+        self.faulty_names = faulty
+        self.faulty: dict[str, FaultyBackend] = {}
+
+    def __call__(self, model: ModelConfig) -> Backend:
+        backend = default_backend_factory(model)
+        if model.name in self.faulty_names:
+            wrapped = FaultyBackend(backend)
+            self.faulty[model.name] = wrapped
+            return wrapped
+        return backend
+
+
+def two_tier_doc(base_config: Callable[..., Doc], models: dict[str, GeneratedModel]) -> Doc:
+    doc = base_config()
+    doc["models"]["conv"] = {"backend": "onnxruntime", "path": str(models["conv_bn_relu"].path)}
+    doc["tasks"] = [
+        {
+            "name": "classify",
+            "tiers": ["mlp", "conv"],
+            "deadline_ms": 20,
+            "degradation": {"step_down_after": 3, "step_up_after": 20, "emergency": False},
+        }
+    ]
+    return doc
+
+
+def test_run_publishes_correct_results_and_writes_stats(
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    config = parse_config(base_config())
+    runner = Runner(config)
+    assert runner.run(max_inferences=300) == 0
+    task = runner.tasks[0]
+    assert task.inferences == 300
+    # The published result is the model's real output for the synthetic input.
+    tier = task.tiers[0]
+    feeds = {"input": np.asarray(tier.inputs[0], dtype=np.float32)}
+    expected = models["mlp"].reference(feeds)["output"]
+    np.testing.assert_allclose(tier.results()["output"], expected, rtol=1e-4, atol=1e-5)
+
+    stats = read_stats(tmp_path / "stats.json")
+    assert stats["state"] == "stopped"
+    assert stats["final"] is True
+    classify = stats["tasks"]["classify"]  # type: ignore[index]
+    assert classify["counts"]["inferences"] == 300
+    assert classify["counts"]["deadline_misses"] == 0
+    assert classify["tier"] == {
+        "index": 0,
+        "name": "mlp",
+        "floor": 0,
+        "changes": 0,
+        "emergency": False,
+        "ladder": ["mlp", "emergency"],
+    }
+    # Appendix B's budget needs p50/p99/max per stage.
+    for stage in ("pre", "h2d", "infer", "d2h", "post", "total"):
+        latency = classify["latency_ms"][stage]
+        assert latency["count"] == 300
+        assert latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"]
+    total = classify["latency_ms"]["total"]
+    assert total["p50"] >= classify["latency_ms"]["infer"]["p50"]
+    assert classify["warmup"]["mlp"]["iterations"] >= 5
+    assert classify["sla"]["within_deadline_pct"] == 100.0
+    assert stats["rt"]["degraded"] is False  # type: ignore[index]
+
+
+def test_hot_loop_allocates_nothing_after_warm_up(base_config: Callable[..., Doc]) -> None:
+    runner = Runner(parse_config(base_config()))
+    runner._load()
+    runner._warm_up()
+    scheduler = runner.scheduler
+    assert scheduler is not None
+    try:
+        gc.collect()
+        tracemalloc.start()
+        # Loop warm-up under tracing: counters pass 256 (no longer cached small ints).
+        scheduler.run(max_inferences=500)
+        before = tracemalloc.take_snapshot()
+        scheduler.run(max_inferences=5500)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        runner._release()
+    assert runner.tasks[0].inferences == 5500
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
+    growth = sum(stat.size_diff for stat in diff)
+    assert growth <= 0, [str(stat) for stat in diff[:8]]
+
+
+def test_deadline_misses_step_the_tier_down_and_it_recovers(
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    factory = Factory(faulty=("mlp",))
+    runner = Runner(parse_config(two_tier_doc(base_config, models)), backend_factory=factory)
+    runner.start()
+    faulty = factory.faulty["mlp"]
+    faulty.slow(count=3, extra_ms=40.0)
+    runner.run(max_inferences=200)
+    task = runner.tasks[0]
+    assert task.deadline_misses >= 3
+    assert task.controller.changes >= 2  # down to conv, then back up to mlp
+    assert task.controller.tier == 0
+    assert task.tier_counts[1] >= 20  # conv carried the task while mlp was slow
+    stats = read_stats(tmp_path / "stats.json")
+    counts = stats["tasks"]["classify"]["counts"]  # type: ignore[index]
+    assert counts["per_tier"]["conv"] == task.tier_counts[1]
+    assert counts["deadline_misses"] == task.deadline_misses
+
+
+def test_emergency_tier_keeps_the_last_result_then_probes_back(
+    base_config: Callable[..., Doc],
+) -> None:
+    doc = base_config()
+    doc["tasks"][0]["deadline_ms"] = 20
+    doc["tasks"][0]["degradation"] = {
+        "step_down_after": 2,
+        "step_up_after": 10,
+        "emergency": True,
+        "emergency_hold_ms": 100,
+    }
+    factory = Factory(faulty=("mlp",))
+    runner = Runner(parse_config(doc), backend_factory=factory)
+    runner.start()
+    factory.faulty["mlp"].slow(count=2, extra_ms=40.0)
+    runner.run(duration_s=0.6)
+    task = runner.tasks[0]
+    assert task.emergency_results >= 1
+    assert task.tier_counts[1] == task.emergency_results
+    assert task.controller.tier == 0  # probed back after the hold
+    assert task.inferences > 50
+
+
+def test_backend_errors_are_counted_and_the_loop_goes_on(
+    base_config: Callable[..., Doc],
+) -> None:
+    factory = Factory(faulty=("mlp",))
+    runner = Runner(parse_config(base_config()), backend_factory=factory)
+    runner.start()
+    factory.faulty["mlp"].fail(2)
+    runner.run(max_inferences=100)
+    task = runner.tasks[0]
+    assert task.backend_errors == 2
+    assert task.inferences == 100
+
+
+def test_malformed_frames_are_refused_and_the_loop_goes_on(
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    source = FrameSource(InputConfig(source="v4l2", policy="latest"))
+    runner = Runner(parse_config(base_config()), sources={"classify": source})
+    runner.start()
+    worker = threading.Thread(target=runner.run, daemon=True)
+    worker.start()
+    try:
+        ring = source.wait_ready(timeout=5)
+        task = runner.tasks[0]
+        rng = np.random.default_rng(7)
+        for _ in range(5):
+            assert not ring.push(np.zeros((1, 63), dtype=np.float32))  # wrong shape
+            assert not ring.push(np.zeros((1, 64), dtype=np.float64))  # wrong dtype
+            frame = rng.standard_normal((1, 64)).astype(np.float32)
+            seen = task.inferences
+            assert ring.push(frame)
+            deadline = time.monotonic() + 5
+            while task.inferences == seen and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert task.inferences == seen + 1
+            expected = models["mlp"].reference({"input": frame})["output"]
+            np.testing.assert_allclose(
+                task.tiers[0].results()["output"], expected, rtol=1e-4, atol=1e-5
+            )
+    finally:
+        runner.stop()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+    stats = read_stats(tmp_path / "stats.json")
+    classify = stats["tasks"]["classify"]  # type: ignore[index]
+    assert classify["counts"]["input_rejected"] == 10
+    assert classify["counts"]["inferences"] == 5
+    assert classify["latency_ms"]["e2e"]["count"] == 5
+
+
+def test_npy_folder_refuses_bad_files_and_runs_on_the_rest(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(3):
+        np.save(folder / f"good{index}.npy", rng.standard_normal((1, 64)).astype(np.float32))
+    np.save(folder / "bad_shape.npy", np.zeros((64,), dtype=np.float32))
+    np.save(folder / "bad_dtype.npy", np.zeros((1, 64), dtype=np.int32))
+    (folder / "garbage.npy").write_bytes(b"not numpy")
+    doc = base_config()
+    doc["tasks"][0]["input"] = {"source": "npy", "path": str(folder)}
+    runner = Runner(parse_config(doc))
+    runner.run(max_inferences=30)
+    task = runner.tasks[0]
+    assert task.inferences == 30
+    assert task.source.rejected == 3
+    stats = read_stats(tmp_path / "stats.json")
+    assert stats["tasks"]["classify"]["input"]["frames"] == 3  # type: ignore[index]
+
+
+def test_hung_inference_trips_the_watchdog_within_its_timeout(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    doc = base_config(watchdog={"timeout_ms": 200})
+    factory = Factory(faulty=("mlp",))
+    exits: list[tuple[int, float]] = []
+
+    def exit_fn(code: int) -> None:
+        # In production this is os._exit; here record it and let the hung call return.
+        exits.append((code, time.monotonic()))
+        factory.faulty["mlp"].release.set()
+        runner.stop()
+
+    runner = Runner(parse_config(doc), backend_factory=factory, exit_fn=exit_fn)
+    runner.start()
+    faulty = factory.faulty["mlp"]
+    faulty.hang_after(20)
+    hung_at: list[float] = []
+    waiter = threading.Thread(
+        target=lambda: (faulty.hanging.wait(10), hung_at.append(time.monotonic())), daemon=True
+    )
+    waiter.start()
+    runner.run(duration_s=10)
+    waiter.join(timeout=1)
+    assert len(exits) == 1
+    code, exited_at = exits[0]
+    assert code == WATCHDOG_EXIT_CODE
+    delay = exited_at - hung_at[0]
+    assert 0.2 <= delay < 0.2 + 0.15, delay  # the timeout, plus at most ~one poll period
+    stats = read_stats(tmp_path / "stats.json")
+    assert stats["state"] == "watchdog_timeout"
+    assert stats["watchdog"]["timeouts"] == 1  # type: ignore[index]
+
+
+def test_watchdog_fallback_switches_to_the_emergency_tier(
+    base_config: Callable[..., Doc],
+) -> None:
+    doc = base_config(watchdog={"timeout_ms": 150, "action": "fallback"})
+    doc["tasks"][0]["degradation"] = {"emergency": True, "emergency_hold_ms": 100}
+    factory = Factory(faulty=("mlp",))
+    exits: list[int] = []
+    runner = Runner(parse_config(doc), backend_factory=factory, exit_fn=exits.append)
+    runner.start()
+    faulty = factory.faulty["mlp"]
+    faulty.hang_after(10)
+
+    def release_after_fallback() -> None:
+        deadline = time.monotonic() + 10
+        while runner.watchdog_fallbacks == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        faulty.release.set()
+
+    helper = threading.Thread(target=release_after_fallback, daemon=True)
+    helper.start()
+    runner.run(duration_s=1.0)
+    helper.join(timeout=1)
+    task = runner.tasks[0]
+    assert exits == []
+    assert runner.watchdog_fallbacks == 1
+    assert task.emergency_results >= 1
+    assert task.controller.tier == 0  # recovered after the hold
+
+
+def test_rt_steps_that_fail_degrade_with_a_reason(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    # CPU 1000 exists on no test machine: sched_setaffinity fails with EINVAL.
+    doc = base_config(rt={"priority": 0, "cpus": [1000], "mlockall": False})
+    runner = Runner(parse_config(doc))
+    assert runner.run(max_inferences=20) == 0
+    rt = read_stats(tmp_path / "stats.json")["rt"]
+    assert rt["degraded"] is True  # type: ignore[index]
+    assert rt["affinity"]["applied"] is False  # type: ignore[index]
+    assert "CPUs [1000]" in rt["affinity"]["detail"]  # type: ignore[index]
+
+
+def test_config_without_stats_path_runs(base_config: Callable[..., Doc]) -> None:
+    doc = base_config()
+    del doc["stats"]["path"]
+    config: RunnerConfig = parse_config(doc)
+    assert config.stats.path is None
+    assert Runner(config).run(max_inferences=10) == 0
+
+
+def test_stats_file_is_valid_json_while_running(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    runner = Runner(parse_config(base_config()))
+    runner.start()
+    worker = threading.Thread(target=runner.run, kwargs={"duration_s": 0.6}, daemon=True)
+    worker.start()
+    seen_running = False
+    while worker.is_alive():
+        data = json.loads((tmp_path / "stats.json").read_text())  # never torn
+        seen_running = seen_running or data["state"] == "running"
+        time.sleep(0.02)
+    worker.join()
+    assert seen_running
+    assert read_stats(tmp_path / "stats.json")["final"] is True
+
+
+@pytest.mark.parametrize("period_ms", [5.0])
+def test_priority_scheduler_serves_a_periodic_high_task_and_a_background_task(
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel], period_ms: float
+) -> None:
+    doc = base_config()
+    doc["models"]["conv"] = {"backend": "onnxruntime", "path": str(models["conv_bn_relu"].path)}
+    doc["tasks"] = [
+        {"name": "background", "tiers": ["conv"], "deadline_ms": 50, "priority": 10},
+        {
+            "name": "control",
+            "tiers": ["mlp"],
+            "deadline_ms": 20,
+            "priority": 90,
+            "period_ms": period_ms,
+        },
+    ]
+    runner = Runner(parse_config(doc))
+    runner.run(duration_s=0.5)
+    control = next(task for task in runner.tasks if task.name == "control")
+    background = next(task for task in runner.tasks if task.name == "background")
+    assert runner.scheduler is not None
+    assert [task.name for task in runner.scheduler.tasks] == ["control", "background"]
+    # 0.5 s at 5 ms: ~100 periods; allow for a slow CI machine but require most of them.
+    assert 60 <= control.inferences <= 101
+    assert background.inferences > control.inferences
