@@ -139,18 +139,28 @@ class BootRecord:
     def log_line(self, boot_number: int) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))
         tried = "; ".join(self.attempts)
-        return (f"{stamp} boot {boot_number}: {self.outcome} label={self.label} "
-                f"linux={self.linux} release={self.release} rt={int(self.realtime)}"
-                + (f" [{tried}]" if tried else ""))
+        return (
+            f"{stamp} boot {boot_number}: {self.outcome} label={self.label} "
+            f"linux={self.linux} release={self.release} rt={int(self.realtime)}"
+            + (f" [{tried}]" if tried else "")
+        )
 
 
 def _kernel_partition(attempts: list[str]) -> BootRecord:
     """L4TLauncher's last resort: the kernel in the A/B kernel partition."""
     image = parse_image(make_image())
     assert image is not None
-    return BootRecord(label=None, linux="kernel partition", cmdline=hw.CBOOTARGS,
-                      release=image.release, version=image.version, realtime=False,
-                      modules=list(image.modules), outcome="ok", attempts=attempts)
+    return BootRecord(
+        label=None,
+        linux="kernel partition",
+        cmdline=hw.CBOOTARGS,
+        release=image.release,
+        version=image.version,
+        realtime=False,
+        modules=list(image.modules),
+        outcome="ok",
+        attempts=attempts,
+    )
 
 
 def choose(extlinux: str | None, files: dict[str, str | None]) -> BootRecord:
@@ -188,8 +198,15 @@ def choose(extlinux: str | None, files: dict[str, str | None]) -> BootRecord:
         if outcome == "ok" and "root=" not in cmdline:
             attempts.append(f"{entry.label}: no root= on the command line, cannot mount root")
             outcome = "panic"
-        return BootRecord(label=entry.label, linux=entry.linux, cmdline=cmdline,
-                          release=image.release, version=image.version,
-                          realtime=image.realtime, modules=list(image.modules),
-                          outcome=outcome, attempts=attempts)
+        return BootRecord(
+            label=entry.label,
+            linux=entry.linux,
+            cmdline=cmdline,
+            release=image.release,
+            version=image.version,
+            realtime=image.realtime,
+            modules=list(image.modules),
+            outcome=outcome,
+            attempts=attempts,
+        )
     return _kernel_partition(attempts)

@@ -11,11 +11,17 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "sim", help="simulated Orin Nano fleet (podman containers reached over SSH)",
-        description="Simulated Jetson Orin Nano hosts on JetPack 6 for playbooks and tests.")
+        "sim",
+        help="simulated Orin Nano fleet (podman containers reached over SSH)",
+        description="Simulated Jetson Orin Nano hosts on JetPack 6 for playbooks and tests.",
+    )
     parser.add_argument("--name", default="jrt", help="fleet name (default: jrt)")
-    parser.add_argument("--inventory-dir", type=Path, default=Path("inventories/sim"),
-                        help="where the generated inventory goes (default: inventories/sim)")
+    parser.add_argument(
+        "--inventory-dir",
+        type=Path,
+        default=Path("inventories/sim"),
+        help="where the generated inventory goes (default: inventories/sim)",
+    )
     sim = parser.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
 
     up = sim.add_parser("up", help="build the image if needed and start the hosts")
@@ -24,8 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.set_defaults(func=_up)
 
     down = sim.add_parser("down", help="remove every host, network, key and mount")
-    down.add_argument("--purge-image", action="store_true",
-                      help="also remove the cached image and root file system")
+    down.add_argument(
+        "--purge-image",
+        action="store_true",
+        help="also remove the cached image and root file system",
+    )
     down.set_defaults(func=_down)
 
     status = sim.add_parser("status", help="hosts, what they booted, isolation")
@@ -54,8 +63,10 @@ def _up(args: argparse.Namespace) -> int:
     start = time.monotonic()
     fleet = _fleet(args)
     hosts = fleet.up(args.hosts, rebuild=args.rebuild)
-    print(f"{len(hosts)} sim hosts up in {time.monotonic() - start:.1f} s; "
-          f"inventory: {fleet.inventory_dir / 'hosts.yml'}")
+    print(
+        f"{len(hosts)} sim hosts up in {time.monotonic() - start:.1f} s; "
+        f"inventory: {fleet.inventory_dir / 'hosts.yml'}"
+    )
     for host in hosts:
         print(f"  {host.name:14s} {host.address}")
     return 0
@@ -75,12 +86,16 @@ def _status(args: argparse.Namespace) -> int:
     if not rows:
         print(f"sim fleet {args.name!r}: no hosts")
         return 0
-    print(f"{'HOST':14s} {'ADDRESS':11s} {'STATE':8s} {'BOOTED':10s} {'KERNEL':20s} "
-          f"{'RT':3s} ISOLATED")
+    print(
+        f"{'HOST':14s} {'ADDRESS':11s} {'STATE':8s} {'BOOTED':10s} {'KERNEL':20s} "
+        f"{'RT':3s} ISOLATED"
+    )
     for row in rows:
-        print(f"{row['host']:14s} {row['address']:11s} {row['container']:8s} "
-              f"{str(row.get('booted') or '-'):10s} {str(row.get('release') or '-'):20s} "
-              f"{'yes' if row.get('realtime') else 'no':3s} {row.get('isolated') or '-'}")
+        print(
+            f"{row['host']:14s} {row['address']:11s} {row['container']:8s} "
+            f"{row.get('booted') or '-'!s:10s} {row.get('release') or '-'!s:20s} "
+            f"{'yes' if row.get('realtime') else 'no':3s} {row.get('isolated') or '-'}"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ Ansible reaches it over real SSH with host-key checking on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -74,8 +75,10 @@ def _run(cmd: list[str], check: bool = True, **kwargs: Any) -> subprocess.Comple
     logger.debug("running %s", " ".join(cmd))
     result = subprocess.run(cmd, text=True, capture_output=True, check=False, **kwargs)
     if check and result.returncode != 0:
-        raise SimError(f"{' '.join(cmd[:4])} failed ({result.returncode}): "
-                       f"{(result.stderr or result.stdout).strip()[-1500:]}")
+        raise SimError(
+            f"{' '.join(cmd[:4])} failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-1500:]}"
+        )
     return result
 
 
@@ -97,8 +100,13 @@ class Host:
 class Fleet:
     """One simulated fleet, named so that several can coexist."""
 
-    def __init__(self, name: str = "jrt", inventory_dir: Path = Path("inventories/sim"),
-                 state_root: Path = STATE_ROOT, run_root: Path = RUN_ROOT) -> None:
+    def __init__(
+        self,
+        name: str = "jrt",
+        inventory_dir: Path = Path("inventories/sim"),
+        state_root: Path = STATE_ROOT,
+        run_root: Path = RUN_ROOT,
+    ) -> None:
         self.name = name
         self.inventory_dir = inventory_dir.resolve()
         self.state_dir = state_root / name
@@ -112,8 +120,10 @@ class Fleet:
         return Host(name=f"orin-nano-{index:02d}", index=index, fleet=self.name)
 
     def containers(self) -> list[dict[str, Any]]:
-        result = _run(["podman", "ps", "-a", "--filter", f"label={LABEL}={self.name}",
-                       "--format", "json"], check=False)
+        result = _run(
+            ["podman", "ps", "-a", "--filter", f"label={LABEL}={self.name}", "--format", "json"],
+            check=False,
+        )
         if result.returncode != 0 or not result.stdout.strip():
             return []
         data: list[dict[str, Any]] = json.loads(result.stdout)
@@ -166,13 +176,13 @@ class Fleet:
         self.cgroup.mkdir(exist_ok=True)
         (self.cgroup / "cpu.rt_runtime_us").write_text(str(RT_PARENT_US))
         if RT_HOST_US * count > RT_PARENT_US:
-            logger.warning("%d hosts share a %d us RT budget: cyclictest may be throttled",
-                           count, RT_PARENT_US)
+            logger.warning(
+                "%d hosts share a %d us RT budget: cyclictest may be throttled", count, RT_PARENT_US
+            )
 
     def _ensure_network(self) -> None:
         if _run(["podman", "network", "exists", self.network], check=False).returncode != 0:
-            _run(["podman", "network", "create", "--label", f"{LABEL}={self.name}",
-                  self.network])
+            _run(["podman", "network", "create", "--label", f"{LABEL}={self.name}", self.network])
 
     def _ensure_kernelfs(self) -> None:
         if os.path.ismount(self.mount):
@@ -181,23 +191,50 @@ class Fleet:
         (self.state_dir / "hosts").mkdir(parents=True, exist_ok=True)
         log = (self.state_dir / "kernelfs.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "jetson_rt", "sim", "kernelfs",
-             "--state-dir", str(self.state_dir), "--mount", str(self.mount)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jetson_rt",
+                "sim",
+                "kernelfs",
+                "--state-dir",
+                str(self.state_dir),
+                "--mount",
+                str(self.mount),
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         (self.state_dir / "kernelfs.pid").write_text(str(process.pid))
         deadline = time.monotonic() + 15
         while not os.path.ismount(self.mount):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SimError(f"the kernel file daemon did not mount {self.mount}; "
-                               f"see {self.state_dir / 'kernelfs.log'}")
+                raise SimError(
+                    f"the kernel file daemon did not mount {self.mount}; "
+                    f"see {self.state_dir / 'kernelfs.log'}"
+                )
             time.sleep(0.1)
 
     def _ensure_fleet_key(self) -> Path:
         key = self.inventory_dir / "ssh" / "fleet_ed25519"
         if not key.exists():
             key.parent.mkdir(parents=True, exist_ok=True)
-            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                  f"jetson-rt sim fleet {self.name}", "-f", str(key)])
+            _run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"jetson-rt sim fleet {self.name}",
+                    "-f",
+                    str(key),
+                ]
+            )
         return key
 
     def _create_host(self, host: Host, tag: str, quirks: Quirks, key: Path) -> None:
@@ -205,30 +242,78 @@ class Fleet:
         host_dir.mkdir(parents=True, exist_ok=True)
         host_key = host_dir / "ssh_host_ed25519_key"
         if not host_key.exists():
-            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}",
-                  "-f", str(host_key)])
-        cmd = ["podman", "create", "--name", host.container, "--hostname", host.name,
-               "--label", f"{LABEL}={self.name}", "--label", f"io.jetson-rt.sim.index={host.index}",
-               "--network", self.network, "--publish", f"{host.address}:22:22",
-               "--systemd=always", "--restart=always",
-               # sim-init needs CAP_SYS_ADMIN to lay the kernel files; it drops it
-               # from the bounding set before systemd starts.
-               "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_NICE", "--cap-add", "IPC_LOCK",
-               "--cap-add", "AUDIT_WRITE",
-               "--volume", f"{self.mount / host.name}:/.sim/kernel"]
+            _run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"root@{host.name}",
+                    "-f",
+                    str(host_key),
+                ]
+            )
+        cmd = [
+            "podman",
+            "create",
+            "--name",
+            host.container,
+            "--hostname",
+            host.name,
+            "--label",
+            f"{LABEL}={self.name}",
+            "--label",
+            f"io.jetson-rt.sim.index={host.index}",
+            "--network",
+            self.network,
+            "--publish",
+            f"{host.address}:22:22",
+            "--systemd=always",
+            "--restart=always",
+            # sim-init needs CAP_SYS_ADMIN to lay the kernel files; it drops it
+            # from the bounding set before systemd starts.
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_NICE",
+            "--cap-add",
+            "IPC_LOCK",
+            "--cap-add",
+            "AUDIT_WRITE",
+            "--volume",
+            f"{self.mount / host.name}:/.sim/kernel",
+        ]
         if quirks.runtime:
             cmd += ["--runtime", quirks.runtime]
         for ulimit in quirks.ulimits:
             cmd += ["--ulimit", ulimit]
         if quirks.rt_cgroup_v1:
-            cmd += [f"--cgroup-parent=/{self.cgroup.name}", f"--cpu-rt-period={RT_PERIOD_US}",
-                    f"--cpu-rt-runtime={RT_HOST_US}"]
+            cmd += [
+                f"--cgroup-parent=/{self.cgroup.name}",
+                f"--cpu-rt-period={RT_PERIOD_US}",
+                f"--cpu-rt-runtime={RT_HOST_US}",
+            ]
         _run([*cmd, tag])
         _run(["podman", "cp", str(host_key), f"{host.container}:/etc/ssh/ssh_host_ed25519_key"])
-        _run(["podman", "cp", f"{host_key}.pub",
-              f"{host.container}:/etc/ssh/ssh_host_ed25519_key.pub"])
-        _run(["podman", "cp", f"{key}.pub",
-              f"{host.container}:/home/{image.SIM_USER}/.ssh/authorized_keys"])
+        _run(
+            [
+                "podman",
+                "cp",
+                f"{host_key}.pub",
+                f"{host.container}:/etc/ssh/ssh_host_ed25519_key.pub",
+            ]
+        )
+        _run(
+            [
+                "podman",
+                "cp",
+                f"{key}.pub",
+                f"{host.container}:/home/{image.SIM_USER}/.ssh/authorized_keys",
+            ]
+        )
         _run(["podman", "start", host.container])
 
     def wait_ssh(self, host: Host, timeout: float = SSH_WAIT_S) -> float:
@@ -242,14 +327,26 @@ class Fleet:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise SimError(f"{host.name} ({host.address}) did not answer on SSH within "
-                       f"{timeout:.0f} s; see `jetson-rt sim status` and "
-                       f"`podman logs {host.container}`")
+        raise SimError(
+            f"{host.name} ({host.address}) did not answer on SSH within "
+            f"{timeout:.0f} s; see `jetson-rt sim status` and "
+            f"`podman logs {host.container}`"
+        )
 
     def _ssh_base(self, key: Path) -> list[str]:
-        return ["ssh", "-i", str(key), "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={self.inventory_dir / 'ssh' / 'known_hosts'}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
+        return [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={self.inventory_dir / 'ssh' / 'known_hosts'}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ]
 
     def _check_login(self, host: Host, key: Path) -> None:
         _run([*self._ssh_base(key), f"{image.SIM_USER}@{host.address}", "true"])
@@ -276,22 +373,30 @@ class Fleet:
                     "ansible_ssh_private_key_file": str(key),
                     "ansible_ssh_common_args": (
                         f"-o UserKnownHostsFile={ssh_dir / 'known_hosts'} "
-                        "-o StrictHostKeyChecking=yes"),
+                        "-o StrictHostKeyChecking=yes"
+                    ),
                     "jetson_rt_sim_fleet": self.name,
                 },
                 "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
                 "children": {
-                    "jetson": {"children": {"line_a": {"hosts": members(line_a)},
-                                            "line_b": {"hosts": members(line_b)}}},
+                    "jetson": {
+                        "children": {
+                            "line_a": {"hosts": members(line_a)},
+                            "line_b": {"hosts": members(line_b)},
+                        }
+                    },
                     "canary": {"hosts": members(canary)},
                     "sim": {"hosts": members(hosts)},
                 },
             }
         }
-        header = (f"# Generated by `jetson-rt sim up` for the simulated fleet {self.name!r}.\n"
-                  "# `jetson-rt sim down` removes it; edit group_vars/, not this file.\n")
-        _atomic_write(self.inventory_dir / "hosts.yml",
-                      header + yaml.safe_dump(inventory, sort_keys=False))
+        header = (
+            f"# Generated by `jetson-rt sim up` for the simulated fleet {self.name!r}.\n"
+            "# `jetson-rt sim down` removes it; edit group_vars/, not this file.\n"
+        )
+        _atomic_write(
+            self.inventory_dir / "hosts.yml", header + yaml.safe_dump(inventory, sort_keys=False)
+        )
 
     # --- down -----------------------------------------------------------------------
 
@@ -310,10 +415,8 @@ class Fleet:
             if os.path.ismount(self.mount):
                 _run(["umount", "-l", str(self.mount)], check=False)
         if pid_file.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text()), 15)
-            except (ProcessLookupError, ValueError):
-                pass
         shutil.rmtree(self.mount.parent, ignore_errors=True)
         if self.cgroup.exists():
             try:
@@ -332,8 +435,11 @@ class Fleet:
         rows = []
         states = {c["Names"][0]: c.get("State", "?") for c in self.containers()}
         for host in self.hosts():
-            row: dict[str, Any] = {"host": host.name, "address": host.address,
-                                   "container": states.get(host.container, "missing")}
+            row: dict[str, Any] = {
+                "host": host.name,
+                "address": host.address,
+                "container": states.get(host.container, "missing"),
+            }
             try:
                 row.update(json.loads((self.mount / host.name / "control" / "state").read_text()))
             except (OSError, ValueError):
@@ -345,8 +451,9 @@ class Fleet:
         hosts = {h.name: h for h in self.hosts()}
         unknown = [n for n in names if n not in hosts]
         if unknown:
-            raise SimError(f"no such sim host: {', '.join(unknown)} "
-                           f"(hosts: {', '.join(hosts) or 'none'})")
+            raise SimError(
+                f"no such sim host: {', '.join(unknown)} (hosts: {', '.join(hosts) or 'none'})"
+            )
         for name in names:
             host = hosts[name]
             if hard:
@@ -365,7 +472,7 @@ def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _require_root() -> None:

@@ -24,15 +24,42 @@ CPUS = 6
 # cpufreq policies: the two CPU clusters of the Orin Nano.
 CLUSTERS = ((0, 1, 2, 3), (4, 5))
 CPU_FREQS_KHZ = (
-    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400,
-    883200, 960000, 1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600,
-    1574400, 1651200, 1728000,
+    115200,
+    192000,
+    268800,
+    345600,
+    422400,
+    499200,
+    576000,
+    652800,
+    729600,
+    806400,
+    883200,
+    960000,
+    1036800,
+    1113600,
+    1190400,
+    1267200,
+    1344000,
+    1420800,
+    1497600,
+    1574400,
+    1651200,
+    1728000,
 )
 CPU_GOVERNORS = ("conservative", "ondemand", "userspace", "powersave", "performance", "schedutil")
 CPU_DEFAULT_GOVERNOR = "schedutil"
 
-GPU_FREQS_HZ = (306000000, 408000000, 510000000, 612000000, 714000000, 816000000,
-                918000000, 1020000000)
+GPU_FREQS_HZ = (
+    306000000,
+    408000000,
+    510000000,
+    612000000,
+    714000000,
+    816000000,
+    918000000,
+    1020000000,
+)
 GPU_GOVERNORS = ("nvhost_podgov", "userspace", "performance", "simple_ondemand")
 GPU_DEVFREQ = "devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu"
 GPU_POWER = "devices/platform/bus@0/17000000.gpu/power"
@@ -41,9 +68,15 @@ EMC_MIN_HZ = 204000000
 
 # (name, type of the first trip, its temperature, critical) in millidegrees.
 THERMAL_ZONES = (
-    ("cpu-thermal", 47500), ("gpu-thermal", 46300), ("cv0-thermal", 45900),
-    ("cv1-thermal", 46100), ("cv2-thermal", 45800), ("soc0-thermal", 46700),
-    ("soc1-thermal", 46900), ("soc2-thermal", 46400), ("tj-thermal", 47500),
+    ("cpu-thermal", 47500),
+    ("gpu-thermal", 46300),
+    ("cv0-thermal", 45900),
+    ("cv1-thermal", 46100),
+    ("cv2-thermal", 45800),
+    ("soc0-thermal", 46700),
+    ("soc1-thermal", 46900),
+    ("soc2-thermal", 46400),
+    ("tj-thermal", 47500),
 )
 THERMAL_TRIPS = (("passive", 99000), ("hot", 103000), ("critical", 104500))
 
@@ -59,10 +92,19 @@ POWER_MODE_DEFAULT = 0
 
 # Kernel modules a stock R36.4 kernel loads (name, size).
 MODULES = (
-    ("nvgpu", 2473984), ("nvethernet", 569344), ("nvmap", 204800), ("host1x", 180224),
-    ("tegra_drm", 327680), ("nvidia_drm", 94208), ("nvidia_modeset", 1261568),
-    ("nvidia", 1589248), ("r8168", 491520), ("nvvrs_pseq_rtc", 16384),
-    ("pwm_fan", 24576), ("tegra_bpmp_thermal", 16384), ("ina3221", 24576),
+    ("nvgpu", 2473984),
+    ("nvethernet", 569344),
+    ("nvmap", 204800),
+    ("host1x", 180224),
+    ("tegra_drm", 327680),
+    ("nvidia_drm", 94208),
+    ("nvidia_modeset", 1261568),
+    ("nvidia", 1589248),
+    ("r8168", 491520),
+    ("nvvrs_pseq_rtc", 16384),
+    ("pwm_fan", 24576),
+    ("tegra_bpmp_thermal", 16384),
+    ("ina3221", 24576),
 )
 
 

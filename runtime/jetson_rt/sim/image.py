@@ -21,8 +21,19 @@ from jetson_rt.sim import bootloader, hardware
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt",
-    "sudo", "iproute2", "procps", "kmod", "ca-certificates", "gnupg", "irqbalance",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "iproute2",
+    "procps",
+    "kmod",
+    "ca-certificates",
+    "gnupg",
+    "irqbalance",
 )
 IMAGE_REPO = "localhost/jetson-rt-sim"
 FILES = Path(__file__).parent / "files"
@@ -43,8 +54,11 @@ INSTALL = (
     ("extlinux.conf", "boot/extlinux/extlinux.conf", 0o644),
 )
 # Programs replaced by the sim's versions, kept as <name>.distrib by dpkg-divert.
-DIVERTED = (("uname", "usr/bin/uname"), ("swapon", "usr/sbin/swapon"),
-            ("swapoff", "usr/sbin/swapoff"))
+DIVERTED = (
+    ("uname", "usr/bin/uname"),
+    ("swapon", "usr/sbin/swapon"),
+    ("swapoff", "usr/sbin/swapoff"),
+)
 ENABLED_UNITS = ("ssh", "nvpmodel", "nvzramconfig", "gdm", "sim-fault", "irqbalance")
 SIM_USER = "jetson"
 
@@ -95,8 +109,10 @@ def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     logger.debug("running %s", " ".join(cmd))
     result = subprocess.run(cmd, text=True, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise SimError(f"{' '.join(cmd[:3])} failed ({result.returncode}): "
-                       f"{(result.stderr or result.stdout).strip()[-2000:]}")
+        raise SimError(
+            f"{' '.join(cmd[:3])} failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
     return result  # type: ignore[no-any-return]
 
 
@@ -115,8 +131,16 @@ def _base_tarball() -> Path:
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
         rootfs = Path(tmp) / "rootfs"
         logger.info("debootstrap %s with %d packages (about a minute)", SUITE, len(PACKAGES))
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-              SUITE, str(rootfs), MIRROR])
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(rootfs),
+                MIRROR,
+            ]
+        )
         partial = tarball.with_suffix(".partial")
         _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."])
         partial.replace(tarball)
@@ -139,8 +163,15 @@ def _customise(rootfs: Path) -> None:
         _run(["chroot", str(rootfs), *cmd])
 
     for name, dest in DIVERTED:
-        chroot("dpkg-divert", "--local", "--rename", "--divert", f"/{dest}.distrib",
-               "--add", f"/{dest}")
+        chroot(
+            "dpkg-divert",
+            "--local",
+            "--rename",
+            "--divert",
+            f"/{dest}.distrib",
+            "--add",
+            f"/{dest}",
+        )
         put(dest, (FILES / name).read_bytes(), 0o755)
     for name, dest, mode in INSTALL:
         put(dest, (FILES / name).read_bytes(), mode)
@@ -152,28 +183,39 @@ def _customise(rootfs: Path) -> None:
     put("boot/initrd", b"\x1f\x8b simulated initrd\n")
     for mountpoint in (".sim/kernel", ".sim/origsys"):
         (rootfs / mountpoint).mkdir(parents=True, exist_ok=True)
-    put("etc/apt/sources.list",
+    put(
+        "etc/apt/sources.list",
         f"deb {MIRROR} {SUITE} main\ndeb {MIRROR} {SUITE}-updates main\n"
-        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n")
-    put("etc/ssh/sshd_config.d/jetson-rt-sim.conf",
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n",
+    )
+    put(
+        "etc/ssh/sshd_config.d/jetson-rt-sim.conf",
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n"
-        "PermitRootLogin prohibit-password\n")
+        "PermitRootLogin prohibit-password\n",
+    )
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     put("etc/machine-id", "")
     put("etc/hostname", "")
     chroot("useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", SIM_USER)
-    chroot("install", "-d", "-o", SIM_USER, "-g", SIM_USER, "-m", "700",
-           f"/home/{SIM_USER}/.ssh")
+    chroot("install", "-d", "-o", SIM_USER, "-g", SIM_USER, "-m", "700", f"/home/{SIM_USER}/.ssh")
     put(f"etc/sudoers.d/{SIM_USER}", f"{SIM_USER} ALL=(ALL) NOPASSWD:ALL\n", 0o440)
     # irqbalance skips containers; a Jetson runs it, and tuning has to stop it.
-    put("etc/systemd/system/irqbalance.service.d/jetson-rt-sim.conf",
-        "[Unit]\nConditionVirtualization=\n")
+    put(
+        "etc/systemd/system/irqbalance.service.d/jetson-rt-sim.conf",
+        "[Unit]\nConditionVirtualization=\n",
+    )
     chroot("systemctl", "enable", *ENABLED_UNITS)
     chroot("systemctl", "set-default", "graphical.target")
     # Units that need hardware or a real console and only fail in a container.
-    chroot("systemctl", "mask", "getty@tty1.service", "serial-getty@console.service",
-           "systemd-udevd.service", "systemd-modules-load.service")
+    chroot(
+        "systemctl",
+        "mask",
+        "getty@tty1.service",
+        "serial-getty@console.service",
+        "systemd-udevd.service",
+        "systemd-modules-load.service",
+    )
 
 
 def build(force: bool = False) -> str:
@@ -189,18 +231,34 @@ def build(force: bool = False) -> str:
         _run(["tar", "-C", str(rootfs), "--numeric-owner", "-xf", str(tarball)])
         _customise(rootfs)
         logger.info("importing %s", tag)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
-                               stdout=subprocess.PIPE)
-        _run(["podman", "import", "--change", f'CMD ["/{SIM_LIB}/sim-init"]',
-              "--change", "STOPSIGNAL SIGRTMIN+3", "-", tag], stdin=tar.stdout)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+        )
+        _run(
+            [
+                "podman",
+                "import",
+                "--change",
+                f'CMD ["/{SIM_LIB}/sim-init"]',
+                "--change",
+                "STOPSIGNAL SIGRTMIN+3",
+                "-",
+                tag,
+            ],
+            stdin=tar.stdout,
+        )
         tar.wait()
     return tag
 
 
 def remove_images() -> None:
     """Every sim image and the rootfs cache."""
-    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}",
-                             IMAGE_REPO], capture_output=True, text=True, check=False)
+    listed = subprocess.run(
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPO],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     for tag in listed.stdout.split():
         subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
     shutil.rmtree(CACHE_DIR, ignore_errors=True)

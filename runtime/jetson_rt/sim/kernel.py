@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,14 @@ class Link:
 
 @dataclass
 class Dir:
-    children: Callable[[], dict[str, Node]]
+    children: Callable[[], Mapping[str, Node]]
     mode: int = 0o755
 
 
 Node = File | Link | Dir
 
 
-def _static_dir(entries: dict[str, Node]) -> Dir:
+def _static_dir(entries: Mapping[str, Node]) -> Dir:
     return Dir(lambda: entries)
 
 
@@ -174,7 +174,8 @@ class SimKernel:
         self.state = state
         self.state_file = state_file
         self.lock = threading.RLock()
-        self._rng = random.Random(state.serial)
+        # Jitter of simulated readings, not cryptography.
+        self._rng = random.Random(state.serial)  # noqa: S311
 
     # --- persistence ----------------------------------------------------------------
 
@@ -247,12 +248,15 @@ class SimKernel:
             thp = args.get("transparent_hugepage")
             state.thp_enabled = thp if thp in THP_ENABLED else "always"
             state.thp_defrag = "madvise"
-            state.governor = {_policy_name(i): hw.CPU_DEFAULT_GOVERNOR
-                              for i in range(len(hw.CLUSTERS))}
-            state.cpu_min_khz = {_policy_name(i): hw.CPU_FREQS_KHZ[0]
-                                 for i in range(len(hw.CLUSTERS))}
-            state.cpu_max_khz = {_policy_name(i): hw.CPU_FREQS_KHZ[-1]
-                                 for i in range(len(hw.CLUSTERS))}
+            state.governor = {
+                _policy_name(i): hw.CPU_DEFAULT_GOVERNOR for i in range(len(hw.CLUSTERS))
+            }
+            state.cpu_min_khz = {
+                _policy_name(i): hw.CPU_FREQS_KHZ[0] for i in range(len(hw.CLUSTERS))
+            }
+            state.cpu_max_khz = {
+                _policy_name(i): hw.CPU_FREQS_KHZ[-1] for i in range(len(hw.CLUSTERS))
+            }
             state.gpu_min_hz, state.gpu_max_hz = hw.GPU_FREQS_HZ[0], hw.GPU_FREQS_HZ[-1]
             state.gpu_governor, state.gpu_runtime_pm = "nvhost_podgov", "auto"
             state.emc_locked, state.fan_pwm = 0, 0
@@ -266,8 +270,9 @@ class SimKernel:
                     cpus = list(range(hw.CPUS))
                 elif irq.managed:
                     queue = irq.number - 202
-                    spread = [c for c in range(hw.CPUS)
-                              if not (managed_isolation and c in isolated)] or [0]
+                    spread = [
+                        c for c in range(hw.CPUS) if not (managed_isolation and c in isolated)
+                    ] or [0]
                     cpus = [spread[queue % len(spread)]] if queue else list(range(hw.CPUS))
                 else:
                     cpus = list(housekeeping)
@@ -351,39 +356,50 @@ class SimKernel:
             "kernel_max": _const("511"),
             "isolated": File(lambda: format_cpulist(self.isolated)),
             "nohz_full": File(lambda: format_cpulist(self.nohz_full) or "(null)"),
-            "cpufreq": _static_dir({_policy_name(i): self._policy(i)
-                                    for i in range(len(hw.CLUSTERS))}),
+            "cpufreq": _static_dir(
+                {_policy_name(i): self._policy(i) for i in range(len(hw.CLUSTERS))}
+            ),
         }
         for cpu in range(hw.CPUS):
             entries: dict[str, Node] = {
                 "cpufreq": Link(f"../cpufreq/{_policy_name(_cluster_of(cpu))}"),
-                "topology": _static_dir({
-                    "cluster_id": _const(str(_cluster_of(cpu))),
-                    "core_id": _const(str(cpu - hw.CLUSTERS[_cluster_of(cpu)][0])),
-                }),
+                "topology": _static_dir(
+                    {
+                        "cluster_id": _const(str(_cluster_of(cpu))),
+                        "core_id": _const(str(cpu - hw.CLUSTERS[_cluster_of(cpu)][0])),
+                    }
+                ),
             }
             if cpu:
-                entries["online"] = File(
-                    lambda c=cpu: "1" if c in st.online else "0",
-                    self._setter(lambda text, c=cpu: self.set_online(c, text)),
-                )
+                entries["online"] = self._online_file(cpu)
             cpu_dir[f"cpu{cpu}"] = _static_dir(entries)
 
-        thp = {
-            "enabled": File(lambda: _bracketed(THP_ENABLED, st.thp_enabled),
-                            self._setter(lambda t: setattr(st, "thp_enabled",
-                                                           _choice(t, THP_ENABLED)))),
-            "defrag": File(lambda: _bracketed(THP_DEFRAG, st.thp_defrag),
-                           self._setter(lambda t: setattr(st, "thp_defrag",
-                                                          _choice(t, THP_DEFRAG)))),
+        thp: dict[str, Node] = {
+            "enabled": File(
+                lambda: _bracketed(THP_ENABLED, st.thp_enabled),
+                self._setter(lambda t: setattr(st, "thp_enabled", _choice(t, THP_ENABLED))),
+            ),
+            "defrag": File(
+                lambda: _bracketed(THP_DEFRAG, st.thp_defrag),
+                self._setter(lambda t: setattr(st, "thp_defrag", _choice(t, THP_DEFRAG))),
+            ),
             "hpage_pmd_size": _const("2097152"),
         }
 
         def kernel_children() -> dict[str, Node]:
             entries: dict[str, Node] = {
                 "mm": _static_dir({"transparent_hugepage": _static_dir(thp)}),
-                "debug": _static_dir({"bpmp": _static_dir({"debug": _static_dir({
-                    "clk": _static_dir({"emc": _static_dir(self._emc())})})})}),
+                "debug": _static_dir(
+                    {
+                        "bpmp": _static_dir(
+                            {
+                                "debug": _static_dir(
+                                    {"clk": _static_dir({"emc": _static_dir(self._emc())})}
+                                )
+                            }
+                        )
+                    }
+                ),
                 "security": _static_dir({}),
                 "tracing": _static_dir({}),
                 "config": _static_dir({}),
@@ -392,63 +408,110 @@ class SimKernel:
                 entries["realtime"] = _const("1")
             return entries
 
-        workqueue = {
-            "cpumask": File(lambda: _mask(st.workqueue_mask),
-                            self._setter(lambda t: setattr(st, "workqueue_mask",
-                                                           self._wq_mask(t)))),
-            "writeback": _static_dir({
-                "cpumask": File(lambda: _mask(st.writeback_mask),
-                                self._setter(lambda t: setattr(st, "writeback_mask",
-                                                               self._wq_mask(t)))),
-            }),
+        workqueue: dict[str, Node] = {
+            "cpumask": File(
+                lambda: _mask(st.workqueue_mask),
+                self._setter(lambda t: setattr(st, "workqueue_mask", self._wq_mask(t))),
+            ),
+            "writeback": _static_dir(
+                {
+                    "cpumask": File(
+                        lambda: _mask(st.writeback_mask),
+                        self._setter(lambda t: setattr(st, "writeback_mask", self._wq_mask(t))),
+                    ),
+                }
+            ),
         }
-        gpu = {
+        gpu: dict[str, Node] = {
             "devfreq": _static_dir({"17000000.gpu": self._devfreq()}),
-            "power": _static_dir({
-                "control": File(lambda: st.gpu_runtime_pm,
-                                self._setter(lambda t: setattr(st, "gpu_runtime_pm",
-                                                               _choice(t, ("auto", "on"))))),
-                "runtime_status": File(lambda: "active" if st.gpu_runtime_pm == "on"
-                                       else "suspended"),
-            }),
+            "power": _static_dir(
+                {
+                    "control": File(
+                        lambda: st.gpu_runtime_pm,
+                        self._setter(
+                            lambda t: setattr(st, "gpu_runtime_pm", _choice(t, ("auto", "on")))
+                        ),
+                    ),
+                    "runtime_status": File(
+                        lambda: "active" if st.gpu_runtime_pm == "on" else "suspended"
+                    ),
+                }
+            ),
         }
-        dla = {f"nvdla{n}@{addr}": _static_dir({"status": _const("disabled\0"),
-                                                "compatible": _const("nvidia,tegra234-nvdla\0")})
-               for n, addr in ((0, "15880000"), (1, "158c0000"))}
-        devicetree = {
+        dla = {
+            f"nvdla{n}@{addr}": _static_dir(
+                {"status": _const("disabled\0"), "compatible": _const("nvidia,tegra234-nvdla\0")}
+            )
+            for n, addr in ((0, "15880000"), (1, "158c0000"))
+        }
+        devicetree: dict[str, Node] = {
             "model": _const(hw.MODEL + "\0"),
             "compatible": _const("\0".join(hw.COMPATIBLE) + "\0"),
             "serial-number": File(lambda: st.serial + "\0"),
             "bus@0": _static_dir({"host1x@13e00000": _static_dir(dla)}),
         }
-        thermal = {f"thermal_zone{i}": self._thermal_zone(i, name, base)
-                   for i, (name, base) in enumerate(hw.THERMAL_ZONES)}
-        hwmon = {"hwmon1": _static_dir({
-            "name": _const("pwmfan"),
-            "pwm1": File(lambda: str(st.fan_pwm), self._setter(self._set_fan)),
-        })}
-        return _static_dir({
-            "kernel": Dir(kernel_children),
-            "devices": _static_dir({
-                "system": _static_dir({"cpu": _static_dir(cpu_dir)}),
-                "virtual": _static_dir({"workqueue": _static_dir(workqueue),
-                                        "net": _static_dir({})}),
-                "platform": _static_dir({"bus@0": _static_dir({"17000000.gpu":
-                                                               _static_dir(gpu)})}),
-            }),
-            "bus": _static_dir({"workqueue": _static_dir({"devices": _static_dir({
-                "writeback": Link("../../../devices/virtual/workqueue/writeback")})})}),
-            "class": _static_dir({
-                "devfreq": _static_dir({"17000000.gpu": Link(
-                    "../../devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu")}),
-                "thermal": _static_dir(thermal),
-                "hwmon": _static_dir(hwmon),
-                "net": _static_dir({}),
-            }),
-            "firmware": _static_dir({"devicetree": _static_dir({"base": _static_dir(devicetree)})}),
-            "fs": _static_dir({"cgroup": _static_dir({})}),
-            "module": _static_dir({}),
-        })
+        thermal = {
+            f"thermal_zone{i}": self._thermal_zone(i, name, base)
+            for i, (name, base) in enumerate(hw.THERMAL_ZONES)
+        }
+        hwmon = {
+            "hwmon1": _static_dir(
+                {
+                    "name": _const("pwmfan"),
+                    "pwm1": File(lambda: str(st.fan_pwm), self._setter(self._set_fan)),
+                }
+            )
+        }
+        return _static_dir(
+            {
+                "kernel": Dir(kernel_children),
+                "devices": _static_dir(
+                    {
+                        "system": _static_dir({"cpu": _static_dir(cpu_dir)}),
+                        "virtual": _static_dir(
+                            {"workqueue": _static_dir(workqueue), "net": _static_dir({})}
+                        ),
+                        "platform": _static_dir(
+                            {"bus@0": _static_dir({"17000000.gpu": _static_dir(gpu)})}
+                        ),
+                    }
+                ),
+                "bus": _static_dir(
+                    {
+                        "workqueue": _static_dir(
+                            {
+                                "devices": _static_dir(
+                                    {
+                                        "writeback": Link(
+                                            "../../../devices/virtual/workqueue/writeback"
+                                        )
+                                    }
+                                )
+                            }
+                        )
+                    }
+                ),
+                "class": _static_dir(
+                    {
+                        "devfreq": _static_dir(
+                            {
+                                "17000000.gpu": Link(
+                                    "../../devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu"
+                                )
+                            }
+                        ),
+                        "thermal": _static_dir(thermal),
+                        "hwmon": _static_dir(hwmon),
+                        "net": _static_dir({}),
+                    }
+                ),
+                "firmware": _static_dir(
+                    {"devicetree": _static_dir({"base": _static_dir(devicetree)})}
+                ),
+                "fs": _static_dir({"cgroup": _static_dir({})}),
+                "module": _static_dir({}),
+            }
+        )
 
     def _wq_mask(self, text: str) -> list[int]:
         cpus = [c for c in _parse_mask(text) if c < hw.CPUS]
@@ -473,7 +536,9 @@ class SimKernel:
                 return str(st.cpu_max_khz[name])
             if governor == "powersave":
                 return str(st.cpu_min_khz[name])
-            steps = [f for f in hw.CPU_FREQS_KHZ if st.cpu_min_khz[name] <= f <= st.cpu_max_khz[name]]
+            steps = [
+                f for f in hw.CPU_FREQS_KHZ if st.cpu_min_khz[name] <= f <= st.cpu_max_khz[name]
+            ]
             return str(self._rng.choice(steps or [st.cpu_max_khz[name]]))
 
         def set_governor(text: str) -> None:
@@ -494,23 +559,29 @@ class SimKernel:
 
             return apply
 
-        return _static_dir({
-            "affected_cpus": _const(" ".join(map(str, cpus))),
-            "related_cpus": _const(" ".join(map(str, cpus))),
-            "cpuinfo_min_freq": _const(str(hw.CPU_FREQS_KHZ[0])),
-            "cpuinfo_max_freq": _const(str(hw.CPU_FREQS_KHZ[-1])),
-            "cpuinfo_cur_freq": File(cur),
-            "scaling_cur_freq": File(cur),
-            "scaling_available_frequencies": _const(" ".join(map(str, hw.CPU_FREQS_KHZ))),
-            "scaling_available_governors": _const(" ".join(hw.CPU_GOVERNORS)),
-            "scaling_governor": File(lambda: st.governor.get(name, hw.CPU_DEFAULT_GOVERNOR),
-                                     self._setter(set_governor)),
-            "scaling_min_freq": File(lambda: str(st.cpu_min_khz[name]),
-                                     self._setter(set_limit("min"))),
-            "scaling_max_freq": File(lambda: str(st.cpu_max_khz[name]),
-                                     self._setter(set_limit("max"))),
-            "scaling_driver": _const("tegra194"),
-        })
+        return _static_dir(
+            {
+                "affected_cpus": _const(" ".join(map(str, cpus))),
+                "related_cpus": _const(" ".join(map(str, cpus))),
+                "cpuinfo_min_freq": _const(str(hw.CPU_FREQS_KHZ[0])),
+                "cpuinfo_max_freq": _const(str(hw.CPU_FREQS_KHZ[-1])),
+                "cpuinfo_cur_freq": File(cur),
+                "scaling_cur_freq": File(cur),
+                "scaling_available_frequencies": _const(" ".join(map(str, hw.CPU_FREQS_KHZ))),
+                "scaling_available_governors": _const(" ".join(hw.CPU_GOVERNORS)),
+                "scaling_governor": File(
+                    lambda: st.governor.get(name, hw.CPU_DEFAULT_GOVERNOR),
+                    self._setter(set_governor),
+                ),
+                "scaling_min_freq": File(
+                    lambda: str(st.cpu_min_khz[name]), self._setter(set_limit("min"))
+                ),
+                "scaling_max_freq": File(
+                    lambda: str(st.cpu_max_khz[name]), self._setter(set_limit("max"))
+                ),
+                "scaling_driver": _const("tegra194"),
+            }
+        )
 
     def _devfreq(self) -> Dir:
         st = self.state
@@ -532,16 +603,22 @@ class SimKernel:
 
             return apply
 
-        return _static_dir({
-            "cur_freq": File(cur),
-            "target_freq": File(cur),
-            "min_freq": File(lambda: str(st.gpu_min_hz), self._setter(set_freq("min"))),
-            "max_freq": File(lambda: str(st.gpu_max_hz), self._setter(set_freq("max"))),
-            "available_frequencies": _const(" ".join(map(str, hw.GPU_FREQS_HZ))),
-            "available_governors": _const(" ".join(hw.GPU_GOVERNORS)),
-            "governor": File(lambda: st.gpu_governor, self._setter(
-                lambda t: setattr(st, "gpu_governor", _choice(t, hw.GPU_GOVERNORS)))),
-        })
+        return _static_dir(
+            {
+                "cur_freq": File(cur),
+                "target_freq": File(cur),
+                "min_freq": File(lambda: str(st.gpu_min_hz), self._setter(set_freq("min"))),
+                "max_freq": File(lambda: str(st.gpu_max_hz), self._setter(set_freq("max"))),
+                "available_frequencies": _const(" ".join(map(str, hw.GPU_FREQS_HZ))),
+                "available_governors": _const(" ".join(hw.GPU_GOVERNORS)),
+                "governor": File(
+                    lambda: st.gpu_governor,
+                    self._setter(
+                        lambda t: setattr(st, "gpu_governor", _choice(t, hw.GPU_GOVERNORS))
+                    ),
+                ),
+            }
+        )
 
     def _emc(self) -> dict[str, Node]:
         st = self.state
@@ -564,8 +641,12 @@ class SimKernel:
             load = 4500 if locked else 0
             return str(base_mc + load + self._rng.randrange(-300, 300, 100))
 
-        entries: dict[str, Node] = {"type": _const(name), "temp": File(temp),
-                                    "mode": _const("enabled"), "policy": _const("step_wise")}
+        entries: dict[str, Node] = {
+            "type": _const(name),
+            "temp": File(temp),
+            "mode": _const("enabled"),
+            "policy": _const("step_wise"),
+        }
         for n, (kind, value) in enumerate(hw.THERMAL_TRIPS):
             entries[f"trip_point_{n}_type"] = _const(kind)
             entries[f"trip_point_{n}_temp"] = _const(str(value))
@@ -579,28 +660,45 @@ class SimKernel:
         sysctl: dict[str, dict[str, Node]] = {"kernel": {}, "vm": {}}
         for name, (_, low, high) in hw.SYSCTLS.items():
             group, key = name.split("/")
-            sysctl[group][key] = File(lambda n=name: str(st.sysctl.get(n, hw.SYSCTLS[n][0])),
-                                      self._setter(lambda t, n=name, lo=low, hi=high:
-                                                   self._set_sysctl(n, t, lo, hi)), size=0)
+            sysctl[group][key] = self._sysctl_file(name, low, high)
         sysctl["kernel"]["osrelease"] = File(lambda: self.release, size=0)
-        sysctl["kernel"]["version"] = File(lambda: self._version(), size=0)
+        sysctl["kernel"]["version"] = File(self._version, size=0)
         sysctl["kernel"]["random"] = _static_dir({"boot_id": File(lambda: st.boot_id, size=0)})
         irq: dict[str, Node] = {
             "default_smp_affinity": File(lambda: _mask(st.default_smp_affinity), size=0),
         }
         for item in hw.IRQS:
             irq[str(item.number)] = self._irq_dir(str(item.number), item.action)
-        return _static_dir({
-            "cmdline": File(lambda: self.cmdline, size=0),
-            "version": File(lambda: f"Linux version {self.release} (buildbrain@mobile-u64-6336-d8000) "
-                            f"(aarch64-buildroot-linux-gnu-gcc.br_real (Buildroot 2022.08) 11.3.0, "
-                            f"GNU ld (GNU Binutils) 2.38) {self._version()}", size=0),
-            "interrupts": File(self._interrupts, size=0),
-            "swaps": File(self._swaps, size=0),
-            "modules": File(self._modules, size=0),
-            "irq": _static_dir(irq),
-            "sys": _static_dir({k: _static_dir(v) for k, v in sysctl.items()}),
-        })
+        return _static_dir(
+            {
+                "cmdline": File(lambda: self.cmdline, size=0),
+                "version": File(
+                    lambda: (
+                        f"Linux version {self.release} (buildbrain@mobile-u64-6336-d8000) "
+                        f"(aarch64-buildroot-linux-gnu-gcc.br_real (Buildroot 2022.08) 11.3.0, "
+                        f"GNU ld (GNU Binutils) 2.38) {self._version()}"
+                    ),
+                    size=0,
+                ),
+                "interrupts": File(self._interrupts, size=0),
+                "swaps": File(self._swaps, size=0),
+                "modules": File(self._modules, size=0),
+                "irq": _static_dir(irq),
+                "sys": _static_dir({k: _static_dir(v) for k, v in sysctl.items()}),
+            }
+        )
+
+    def _online_file(self, cpu: int) -> File:
+        def read() -> str:
+            return "1" if cpu in self.state.online else "0"
+
+        return File(read, self._setter(lambda text: self.set_online(cpu, text)))
+
+    def _sysctl_file(self, name: str, low: int, high: int) -> File:
+        def read() -> str:
+            return str(self.state.sysctl.get(name, hw.SYSCTLS[name][0]))
+
+        return File(read, self._setter(lambda t: self._set_sysctl(name, t, low, high)), size=0)
 
     def _version(self) -> str:
         return str(self.state.boot.get("version", "#1 SMP PREEMPT Wed Jan  8 01:49:37 PST 2025"))
@@ -610,7 +708,8 @@ class SimKernel:
         if not low <= value <= high:
             raise KernelError(errno.EINVAL)
         if name == "kernel/sched_rt_runtime_us" and value > self.state.sysctl.get(
-                "kernel/sched_rt_period_us", 1000000):
+            "kernel/sched_rt_period_us", 1000000
+        ):
             raise KernelError(errno.EINVAL)
         self.state.sysctl[name] = value
 
@@ -626,17 +725,21 @@ class SimKernel:
                 raise KernelError(errno.EINVAL)
             self._set_irq_affinity(number, cpus)
 
-        return _static_dir({
-            "smp_affinity_list": File(lambda: format_cpulist(st.irq_affinity[number]),
-                                      write_list, size=0),
-            "smp_affinity": File(lambda: _mask(st.irq_affinity[number]), write_mask, size=0),
-            "effective_affinity_list": File(lambda: format_cpulist(self._effective(number)),
-                                            size=0),
-            "effective_affinity": File(lambda: _mask(self._effective(number)), size=0),
-            "node": _const("0"),
-            "spurious": _const("count 0\nunhandled 0\nlast_unhandled 0 ms\n"),
-            action.split(",")[0].replace(" ", "_"): _static_dir({}),
-        })
+        return _static_dir(
+            {
+                "smp_affinity_list": File(
+                    lambda: format_cpulist(st.irq_affinity[number]), write_list, size=0
+                ),
+                "smp_affinity": File(lambda: _mask(st.irq_affinity[number]), write_mask, size=0),
+                "effective_affinity_list": File(
+                    lambda: format_cpulist(self._effective(number)), size=0
+                ),
+                "effective_affinity": File(lambda: _mask(self._effective(number)), size=0),
+                "node": _const("0"),
+                "spurious": _const("count 0\nunhandled 0\nlast_unhandled 0 ms\n"),
+                action.split(",", maxsplit=1)[0].replace(" ", "_"): _static_dir({}),
+            }
+        )
 
     def _interrupts(self) -> str:
         with self.lock:
@@ -646,9 +749,13 @@ class SimKernel:
             for irq in hw.IRQS:
                 counts = self.state.irq_counts.get(str(irq.number), [0.0] * hw.CPUS)
                 cells = "".join(f"{int(counts[c]):10d} " for c in online)
-                lines.append(f"{irq.number:4d}: {cells} {irq.chip:>8s} {irq.hwirq:>8s} "
-                             f"{irq.trigger:<6s} {irq.action}")
-            lines.append("IPI0: " + "".join(f"{1000:10d} " for _ in online) + " Rescheduling interrupts")
+                lines.append(
+                    f"{irq.number:4d}: {cells} {irq.chip:>8s} {irq.hwirq:>8s} "
+                    f"{irq.trigger:<6s} {irq.action}"
+                )
+            lines.append(
+                "IPI0: " + "".join(f"{1000:10d} " for _ in online) + " Rescheduling interrupts"
+            )
             return "\n".join(lines) + "\n"
 
     def _swaps(self) -> str:
@@ -659,8 +766,9 @@ class SimKernel:
     def _modules(self) -> str:
         modules = self.state.boot.get("modules", [m for m, _ in hw.MODULES])
         sizes = dict(hw.MODULES)
-        return "".join(f"{m} {sizes.get(m, 65536)} 1 - Live 0x0000000000000000 (O)\n"
-                       for m in modules)
+        return "".join(
+            f"{m} {sizes.get(m, 65536)} 1 - Live 0x0000000000000000 (O)\n" for m in modules
+        )
 
     # --- control (the sim's own interface, not a kernel one) -------------------------
 

@@ -25,7 +25,7 @@ from jetson_rt.sim.bootloader import choose
 from jetson_rt.sim.kernel import Dir, File, KernelError, Link, Node, SimKernel
 
 try:  # fusepy is a controller-side dependency; the module must import without it.
-    from fuse import FUSE, FuseOSError, Operations
+    from fuse import FUSE, FuseOSError, Operations  # type: ignore[import-untyped]
 except (ImportError, OSError):  # pragma: no cover - exercised where fusepy is absent
     FUSE = None
     Operations = object
@@ -93,9 +93,14 @@ class KernelFs(Operations):  # type: ignore[misc]
     # --- attributes -----------------------------------------------------------------
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        kernel, node = self._resolve(path)
-        base = {"st_uid": 0, "st_gid": 0, "st_atime": self.started,
-                "st_mtime": self.started, "st_ctime": self.started}
+        _, node = self._resolve(path)
+        base = {
+            "st_uid": 0,
+            "st_gid": 0,
+            "st_atime": self.started,
+            "st_mtime": self.started,
+            "st_ctime": self.started,
+        }
         if node is None or isinstance(node, Dir):
             mode = 0o755 if node is None else node.mode
             return {**base, "st_mode": stat.S_IFDIR | mode, "st_nlink": 2}
@@ -105,16 +110,22 @@ class KernelFs(Operations):  # type: ignore[misc]
             mode = 0o600 if node.name in ("boot", "swap") else 0o400
             return {**base, "st_mode": stat.S_IFREG | mode, "st_nlink": 1, "st_size": 0}
         if isinstance(node, Link):
-            return {**base, "st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1,
-                    "st_size": len(node.target)}
-        return {**base, "st_mode": stat.S_IFREG | node.mode, "st_nlink": 1,
-                "st_size": node.size}
+            return {
+                **base,
+                "st_mode": stat.S_IFLNK | 0o777,
+                "st_nlink": 1,
+                "st_size": len(node.target),
+            }
+        return {**base, "st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_size": node.size}
 
     def readdir(self, path: str, fh: int) -> list[str]:
-        kernel, node = self._resolve(path)
+        _, node = self._resolve(path)
         if node is None:
-            names = sorted(p.name for p in self.hosts_dir.iterdir() if p.is_dir()) \
-                if self.hosts_dir.is_dir() else []
+            names = (
+                sorted(p.name for p in self.hosts_dir.iterdir() if p.is_dir())
+                if self.hosts_dir.is_dir()
+                else []
+            )
         elif isinstance(node, _Control):
             names = list(CONTROL_FILES)
         elif isinstance(node, Dir):
@@ -168,10 +179,10 @@ class KernelFs(Operations):  # type: ignore[misc]
 
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         data = self.contents.get(fi.fh, b"")
-        return data[offset:offset + size]
+        return data[offset : offset + size]
 
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
-        kernel, node = self._resolve(path)
+        _, node = self._resolve(path)
         if isinstance(node, _Control):
             self.buffers.setdefault(fi.fh, bytearray()).extend(data)
             return len(data)
@@ -232,9 +243,21 @@ def serve(state_dir: Path, mountpoint: Path) -> None:
     if FUSE is None:
         from jetson_rt.errors import SimError
 
-        raise SimError("fusepy and libfuse2 are needed for the simulated fleet "
-                       "(pip install 'jetson-rt[controller]'; apt-get install libfuse2)")
+        raise SimError(
+            "fusepy and libfuse2 are needed for the simulated fleet "
+            "(pip install 'jetson-rt[controller]'; apt-get install libfuse2)"
+        )
     mountpoint.mkdir(parents=True, exist_ok=True)
-    FUSE(KernelFs(state_dir), str(mountpoint), foreground=True, allow_other=True,
-         raw_fi=True, nothreads=False, attr_timeout=0, entry_timeout=0,
-         negative_timeout=0, fsname="jetson-rt-sim", default_permissions=True)
+    FUSE(
+        KernelFs(state_dir),
+        str(mountpoint),
+        foreground=True,
+        allow_other=True,
+        raw_fi=True,
+        nothreads=False,
+        attr_timeout=0,
+        entry_timeout=0,
+        negative_timeout=0,
+        fsname="jetson-rt-sim",
+        default_permissions=True,
+    )

@@ -58,7 +58,6 @@ ansible_facts:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.jetson_rt.fleet.plugins.module_utils import jetson_platform as jp
 
 
@@ -88,8 +87,7 @@ def _nvpmodel(module: AnsibleModule, root: str) -> dict[str, Any]:
         "id": mode_id,
         "name": name,
         "default": conf.default,
-        "modes": [{"id": m.id, "name": m.name, "cpus_offline": m.cpus_offline}
-                  for m in conf.modes],
+        "modes": [{"id": m.id, "name": m.name, "cpus_offline": m.cpus_offline} for m in conf.modes],
     }
 
 
@@ -109,7 +107,9 @@ def gather(module: AnsibleModule, root: str) -> dict[str, Any]:
         "module": ident.module,
         "module_sku": ident.module_sku,
         "family": ident.family,
-        "l4t": None if ident.l4t is None else {
+        "l4t": None
+        if ident.l4t is None
+        else {
             "release": ident.l4t.release,
             "major": ident.l4t.major,
             "revision": ident.l4t.revision,
@@ -158,9 +158,11 @@ def main() -> None:
     )
     facts = gather(module, module.params["root"])
     if module.params["require_jetson"] and not facts["is_jetson"]:
-        module.fail_json(msg=f"this host is not an NVIDIA Jetson: {facts['reason']}. "
-                             "jetson-rt roles need JetPack 5 or 6 (L4T R35/R36).",
-                         ansible_facts={"jetson": facts})
+        module.fail_json(
+            msg=f"this host is not an NVIDIA Jetson: {facts['reason']}. "
+            "jetson-rt roles need JetPack 5 or 6 (L4T R35/R36).",
+            ansible_facts={"jetson": facts},
+        )
     module.exit_json(changed=False, ansible_facts={"jetson": facts})
 
 
