@@ -70,8 +70,8 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from jetson_rt.runner.config import load_config  # noqa: PLC0415 - keep --help light
-    from jetson_rt.runner.service import Runner  # noqa: PLC0415
+    from jetson_rt.runner.config import load_config
+    from jetson_rt.runner.service import Runner
 
     config = load_config(args.config)
     if args.max_inferences is not None and args.max_inferences < 1:
@@ -81,8 +81,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from jetson_rt.runner.config import check_files, load_config  # noqa: PLC0415
-    from jetson_rt.runner.sources import camera_available  # noqa: PLC0415
+    from jetson_rt.runner.config import check_files, load_config
+    from jetson_rt.runner.sources import camera_available
 
     config = load_config(args.file)
     problems = [] if args.no_files else check_files(config)
@@ -118,7 +118,7 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from jetson_rt.runner.bench import BenchSettings, format_table, run_bench  # noqa: PLC0415
+    from jetson_rt.runner.bench import BenchSettings, format_table, run_bench
 
     settings = BenchSettings(
         iterations=args.iterations,

@@ -48,7 +48,7 @@ class RunnerCollector:
         self.runner = runner
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (  # noqa: PLC0415 - optional dependency
+        from prometheus_client.core import (
             CounterMetricFamily,
             GaugeMetricFamily,
             HistogramMetricFamily,
@@ -138,7 +138,7 @@ class MetricsServer:
         if self.config.port is None:
             return
         try:
-            from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
+            from prometheus_client import CollectorRegistry, start_http_server
         except ImportError:
             self.status = (
                 "unavailable: prometheus_client is not installed (pip install 'jetson-rt[metrics]')"

@@ -79,6 +79,12 @@ class SystemdNotifier:
             fields.append(f"STATUS={_one_line(status)}")
         return self.send(*fields)
 
+    def __enter__(self) -> SystemdNotifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._sock is not None:

@@ -89,6 +89,7 @@ class Runner:
         self.config = config
         self._factory = backend_factory
         self._sources = dict(sources or {})
+        self._owns_notifier = notifier is None
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._exit = exit_fn
         self._root = platform_root
@@ -259,6 +260,8 @@ class Runner:
             self.write_stats(final=True)
             self._final_written = True
         self._release()
+        if self._owns_notifier:
+            self.notifier.close()
         logger.info("runner stopped: %s", self.summary())
 
     def _release(self) -> None:

@@ -339,7 +339,7 @@ class FrameSource:
 def import_cv2() -> Any:
     """OpenCV, or a PlatformError that says the camera sources are unavailable."""
     try:
-        import cv2  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415 - optional
+        import cv2  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise PlatformError(
             "camera input (v4l2, gstreamer) is unavailable: OpenCV is not importable. "
