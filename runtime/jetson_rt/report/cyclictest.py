@@ -1,0 +1,594 @@
+"""Parse cyclictest results: rt-tests ``--json`` files and the ``-q``/``-h`` text.
+
+cyclictest counts a latency of ``d`` microseconds (truncated) in bucket ``d``
+when ``d`` is below the histogram size (``-h N``), and as an *overflow*
+otherwise. The JSON file lists only the non-empty buckets and no overflow
+count, so overflows are ``cycles - sum(histogram)``. The text output gives the
+same numbers as ``# Total:`` (in-range samples) and ``# Histogram Overflows:``.
+
+Every parser here is defensive: rt-tests versions differ in key names (the
+2.x JSON keys ``"cmdline:"`` and ``"rt_test_version:"`` really end in a colon),
+fields go missing, C's ``printf`` writes ``nan`` for an average over zero
+cycles. Whatever can be read is kept, what cannot is noted in
+:attr:`CyclictestResult.notes`; only a file with no thread at all is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from jetson_rt.errors import ReportError
+
+IntArray = npt.NDArray[np.int64]
+
+#: JSON ``file_version`` values this parser was written against.
+KNOWN_FILE_VERSIONS = frozenset({1})
+
+# cyclictest starts its statistics with min = 1000000 before the first cycle.
+_UNSET_MIN = 1_000_000
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+class CyclictestParseError(ReportError):
+    """A cyclictest result file holds no usable thread."""
+
+
+@dataclass(frozen=True)
+class Percentile:
+    """A latency percentile read from a histogram.
+
+    ``in_overflow`` is true when the requested rank lies among the overflow
+    samples: the value is then the thread's maximum, an upper bound.
+    """
+
+    value_us: float
+    in_overflow: bool
+
+
+@dataclass(frozen=True)
+class ThreadLatency:
+    """One measurement thread: its statistics and (when ``-h`` was given) its histogram.
+
+    ``buckets``/``counts`` are the non-empty histogram buckets in ascending
+    order (latency in microseconds, number of samples). ``overflows`` is
+    ``None`` when unknown (no histogram).
+    """
+
+    index: int
+    cpu: int | None
+    cycles: int
+    min_us: float | None
+    avg_us: float | None
+    max_us: float | None
+    buckets: IntArray = field(default_factory=lambda: _EMPTY, repr=False)
+    counts: IntArray = field(default_factory=lambda: _EMPTY, repr=False)
+    overflows: int | None = None
+    overflow_cycles: tuple[int, ...] = ()
+
+    @property
+    def has_histogram(self) -> bool:
+        return bool(self.counts.size) or (self.overflows is not None and self.overflows > 0)
+
+    @property
+    def label(self) -> str:
+        return f"CPU {self.cpu}" if self.cpu is not None else f"thread {self.index}"
+
+    def percentile(self, fraction: float) -> Percentile | None:
+        """Latency below which ``fraction`` (0..1) of all samples lie, or None.
+
+        Nearest-rank method over 1 us buckets: the smallest bucket whose
+        cumulative count reaches ``ceil(fraction * N)``, ``N`` counting the
+        overflows too. Overflow samples are placed at the thread's maximum, so
+        a percentile that falls among them is reported as the maximum (an upper
+        bound, never an under-estimate).
+        """
+        if not self.has_histogram:
+            return None
+        in_range = int(self.counts.sum())
+        overflows = self.overflows or 0
+        total = in_range + overflows
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(fraction * total))
+        if rank <= in_range:
+            cumulative = np.cumsum(self.counts)
+            position = int(np.searchsorted(cumulative, rank, side="left"))
+            return Percentile(float(self.buckets[position]), in_overflow=False)
+        if self.max_us is not None:
+            return Percentile(float(self.max_us), in_overflow=True)
+        # No maximum recorded: the best known bound is the histogram's end.
+        upper = float(self.buckets[-1] + 1) if self.buckets.size else 0.0
+        return Percentile(upper, in_overflow=True)
+
+
+@dataclass(frozen=True)
+class CyclictestResult:
+    """A parsed cyclictest run."""
+
+    source: Literal["json", "text"]
+    threads: tuple[ThreadLatency, ...]
+    version: str | None = None
+    cmdline: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    return_code: int | None = None
+    kernel_release: str | None = None
+    kernel_realtime: bool | None = None
+    nodename: str | None = None
+    histogram_limit_us: int | None = None
+    interval_us: int | None = None
+    priority: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def max_us(self) -> float | None:
+        values = [t.max_us for t in self.threads if t.max_us is not None]
+        return max(values) if values else None
+
+    @property
+    def worst_avg_us(self) -> float | None:
+        values = [t.avg_us for t in self.threads if t.avg_us is not None]
+        return max(values) if values else None
+
+    @property
+    def overflows(self) -> int | None:
+        values = [t.overflows for t in self.threads]
+        if any(v is None for v in values):
+            return None
+        return sum(v for v in values if v is not None)
+
+    @property
+    def has_histograms(self) -> bool:
+        return any(t.has_histogram for t in self.threads)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    """The value of the first key present (rt-tests renamed keys across versions)."""
+    for key in keys:
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), 10)
+        except ValueError:
+            return None
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        result = float(value)
+        return result if math.isfinite(result) else None
+    if isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            return None
+        return result if math.isfinite(result) else None
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _option_value(argv: list[str], short: str, long: str) -> str | None:
+    """The value of ``-hN``, ``-h N``, ``--histogram=N`` or ``--histogram N`` (last wins)."""
+    found: str | None = None
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{long}="):
+            found = arg.split("=", 1)[1]
+        elif arg in (f"--{long}", f"-{short}"):
+            if i + 1 < len(argv):
+                found = argv[i + 1]
+        elif arg.startswith(f"-{short}") and not arg.startswith("--"):
+            found = arg[len(short) + 1 :]
+    return found
+
+
+@dataclass(frozen=True)
+class CmdlineOptions:
+    histogram_limit_us: int | None
+    interval_us: int | None
+    priority: int | None
+
+
+def parse_cmdline(cmdline: str | None) -> CmdlineOptions:
+    """Read ``-h``/``-H``, ``-i`` and ``-p`` from a cyclictest command line."""
+    if not cmdline:
+        return CmdlineOptions(None, None, None)
+    try:
+        argv = shlex.split(cmdline)
+    except ValueError:
+        argv = cmdline.split()
+    limit = _as_int(_option_value(argv, "h", "histogram"))
+    if limit is None:
+        limit = _as_int(_option_value(argv, "H", "histofall"))
+    return CmdlineOptions(
+        histogram_limit_us=limit,
+        interval_us=_as_int(_option_value(argv, "i", "interval")),
+        priority=_as_int(_option_value(argv, "p", "priority")),
+    )
+
+
+def _sparse_histogram(raw: Any, notes: list[str], where: str) -> tuple[IntArray, IntArray]:
+    """Buckets and counts from ``{"us": count}``, ``[[us, count], ...]`` or a dense list."""
+    if raw is None:
+        return _EMPTY, _EMPTY
+    keys: IntArray
+    values: IntArray
+    if isinstance(raw, Mapping):
+        if not raw:
+            return _EMPTY, _EMPTY
+        try:
+            # Vectorised fast path: int() over the keys, numpy over the counts.
+            keys = np.fromiter(map(int, raw.keys()), dtype=np.int64, count=len(raw))
+            values = np.fromiter(raw.values(), dtype=np.int64, count=len(raw))
+            ok = np.fromiter((type(v) is int for v in raw.values()), dtype=np.bool_, count=len(raw))
+            if not ok.all():
+                raise ValueError("non-integer count")
+        except (ValueError, TypeError, OverflowError):
+            pairs = [(_as_int(k), _as_int(v)) for k, v in raw.items()]
+            good = [(k, v) for k, v in pairs if k is not None and v is not None]
+            if len(good) != len(pairs):
+                notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
+            keys = np.array([k for k, _ in good], dtype=np.int64)
+            values = np.array([v for _, v in good], dtype=np.int64)
+    elif isinstance(raw, list):
+        if raw and all(isinstance(item, list | tuple) and len(item) == 2 for item in raw):
+            pairs = [(_as_int(item[0]), _as_int(item[1])) for item in raw]
+        else:
+            pairs = [(i, _as_int(v)) for i, v in enumerate(raw)]
+        good = [(k, v) for k, v in pairs if k is not None and v is not None]
+        if len(good) != len(pairs):
+            notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
+        keys = np.array([k for k, _ in good], dtype=np.int64)
+        values = np.array([v for _, v in good], dtype=np.int64)
+    else:
+        notes.append(f"{where}: histogram is a {type(raw).__name__}, ignored")
+        return _EMPTY, _EMPTY
+    return _normalise_buckets(keys, values, notes, where)
+
+
+def _normalise_buckets(
+    keys: IntArray, values: IntArray, notes: list[str], where: str
+) -> tuple[IntArray, IntArray]:
+    bad = (keys < 0) | (values < 0)
+    if bad.any():
+        notes.append(f"{where}: dropped {int(bad.sum())} negative bucket(s)")
+        keys, values = keys[~bad], values[~bad]
+    nonzero = values > 0
+    keys, values = keys[nonzero], values[nonzero]
+    if keys.size and not bool(np.all(keys[1:] > keys[:-1])):
+        # Unsorted or repeated keys ("5" and "05"): merge them.
+        unique, inverse = np.unique(keys, return_inverse=True)
+        values = np.bincount(inverse, weights=values, minlength=unique.size).astype(np.int64)
+        keys = unique
+    return keys.astype(np.int64, copy=False), values.astype(np.int64, copy=False)
+
+
+# --------------------------------------------------------------------------- JSON
+
+_NAN_RE = re.compile(r"(?<=[:\[,])(\s*)-?(?:nan|inf)\b", re.IGNORECASE)
+
+
+def _load_json_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        # glibc prints "nan"/"-nan" for 0/0 averages; that is not JSON.
+        repaired = _NAN_RE.sub(r"\1null", text)
+        if repaired != text:
+            try:
+                return json.loads(repaired)
+            except json.JSONDecodeError:
+                pass
+        raise CyclictestParseError(
+            f"not valid JSON (line {first.lineno}, column {first.colno}: {first.msg}); "
+            "the file is truncated or corrupt"
+        ) from first
+
+
+def _json_thread(index: int, raw: Any, limit: int | None, notes: list[str]) -> ThreadLatency | None:
+    where = f"thread {index}"
+    if not isinstance(raw, Mapping):
+        notes.append(f"{where}: not an object, skipped")
+        return None
+    buckets, counts = _sparse_histogram(raw.get("histogram"), notes, where)
+    in_range = int(counts.sum())
+    cycles = _as_int(_first(raw, "cycles", "count", "samples"))
+    overflows: int | None = None
+    if cycles is None:
+        cycles = in_range
+        if counts.size:
+            notes.append(f"{where}: no cycle count; overflows unknown, taken as 0")
+            overflows = 0
+    elif counts.size or (limit is not None and cycles > 0):
+        if cycles < in_range:
+            notes.append(f"{where}: histogram holds {in_range} samples but cycles is {cycles}")
+            cycles = in_range
+        overflows = cycles - in_range
+    if counts.size and limit is not None:
+        beyond = buckets >= limit
+        if beyond.any():
+            notes.append(f"{where}: {int(beyond.sum())} bucket(s) at or beyond the -h{limit} limit")
+    min_us = _as_float(_first(raw, "min", "min_us"))
+    max_us = _as_float(_first(raw, "max", "max_us"))
+    avg_us = _as_float(_first(raw, "avg", "avg_us", "mean"))
+    if cycles == 0:
+        min_us = max_us = avg_us = None
+    elif min_us is not None and min_us >= _UNSET_MIN:
+        min_us = None
+    return ThreadLatency(
+        index=index,
+        cpu=_as_int(raw.get("cpu")),
+        cycles=cycles,
+        min_us=min_us,
+        avg_us=avg_us,
+        max_us=max_us,
+        buckets=buckets,
+        counts=counts,
+        overflows=overflows,
+    )
+
+
+def parse_json(text: str | bytes) -> CyclictestResult:
+    """Parse the file written by ``cyclictest --json=FILE``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    data = _load_json_text(text)
+    if not isinstance(data, Mapping):
+        raise CyclictestParseError(f"expected a JSON object, found {type(data).__name__}")
+    notes: list[str] = []
+    file_version = _as_int(data.get("file_version"))
+    if file_version is not None and file_version not in KNOWN_FILE_VERSIONS:
+        notes.append(f"file_version {file_version} is newer than this parser; read as version 1")
+    cmdline = _as_str(_first(data, "cmdline:", "cmdline", "command_line"))
+    options = parse_cmdline(cmdline)
+    raw_threads = _first(data, "thread", "threads")
+    items: list[tuple[int, Any]] = []
+    if isinstance(raw_threads, Mapping):
+        for key, value in raw_threads.items():
+            index = _as_int(key)
+            if index is None:
+                notes.append(f"thread key {key!r} is not a number, skipped")
+                continue
+            items.append((index, value))
+    elif isinstance(raw_threads, list):
+        items = list(enumerate(raw_threads))
+    threads = [
+        thread
+        for index, raw in sorted(items, key=lambda item: item[0])
+        if (thread := _json_thread(index, raw, options.histogram_limit_us, notes)) is not None
+    ]
+    if not threads:
+        raise CyclictestParseError("no measurement thread in the JSON file")
+    declared = _as_int(data.get("num_threads"))
+    if declared is not None and declared != len(threads):
+        notes.append(f"num_threads is {declared} but {len(threads)} thread(s) were found")
+    sysinfo = data.get("sysinfo")
+    sysinfo = sysinfo if isinstance(sysinfo, Mapping) else {}
+    realtime = _as_int(sysinfo.get("realtime"))
+    return CyclictestResult(
+        source="json",
+        threads=tuple(threads),
+        version=_as_str(_first(data, "rt_test_version:", "rt_test_version", "version")),
+        cmdline=cmdline,
+        start_time=_as_str(data.get("start_time")),
+        end_time=_as_str(data.get("end_time")),
+        return_code=_as_int(data.get("return_code")),
+        kernel_release=_as_str(sysinfo.get("release")),
+        kernel_realtime=None if realtime is None else bool(realtime),
+        nodename=_as_str(sysinfo.get("nodename")),
+        histogram_limit_us=options.histogram_limit_us,
+        interval_us=options.interval_us,
+        priority=options.priority,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_THREAD_LINE_RE = re.compile(r"^T:\s*(\d+)\s*(?:\(\s*(\d+)\s*\))?(.*)$")
+_FIELD_RE = re.compile(r"([A-Za-z]+):\s*(-?\d+)")
+_HIST_LINE_RE = re.compile(r"^\d+(?:[ \t]+\d+)+$")
+_SUMMARY_RE = re.compile(
+    r"^#\s*(Total|Min Latencies|Avg Latencies|Max Latencies|Histogram Overflows)\s*:\s*(.*)$"
+)
+_OVERFLOW_THREAD_RE = re.compile(r"^#\s*Thread\s+(\d+):(.*)$")
+
+
+def parse_text(text: str | bytes) -> CyclictestResult:
+    """Parse cyclictest's console output (``-q`` summary lines and/or ``-h`` histogram)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    notes: list[str] = []
+    thread_lines: dict[int, dict[str, int]] = {}
+    rows: list[list[int]] = []
+    summary: dict[str, list[int]] = {}
+    overflow_at: dict[int, tuple[int, ...]] = {}
+    for raw_line in text.splitlines():
+        line = _ANSI_RE.sub("", raw_line).strip()
+        if not line:
+            continue
+        if line.startswith("T:"):
+            match = _THREAD_LINE_RE.match(line)
+            if match:
+                fields = {k: int(v) for k, v in _FIELD_RE.findall(match.group(3))}
+                # Non-quiet output repeats the line as it updates: the last one wins.
+                thread_lines[int(match.group(1))] = fields
+            continue
+        if _HIST_LINE_RE.match(line):
+            rows.append([int(v) for v in line.split()])
+            continue
+        match = _SUMMARY_RE.match(line)
+        if match:
+            summary[match.group(1)] = [int(v) for v in re.findall(r"\d+", match.group(2))]
+            continue
+        match = _OVERFLOW_THREAD_RE.match(line)
+        if match:
+            listed = match.group(2).split("#", 1)[0]
+            overflow_at[int(match.group(1))] = tuple(int(v) for v in listed.split())
+
+    nthreads = _text_thread_count(thread_lines, rows, summary)
+    if nthreads == 0:
+        raise CyclictestParseError(
+            "no cyclictest thread found in the text (expected 'T: n ...' lines or a '# Histogram')"
+        )
+    bucket_ids, matrix = _histogram_matrix(rows, nthreads, notes)
+    threads = []
+    for index in range(nthreads):
+        threads.append(
+            _text_thread(
+                index,
+                line=thread_lines.get(index),
+                bucket_ids=bucket_ids,
+                matrix=matrix,
+                summary=summary,
+                overflow_at=overflow_at,
+            )
+        )
+    return CyclictestResult(
+        source="text",
+        threads=tuple(threads),
+        histogram_limit_us=(int(bucket_ids[-1]) + 1) if bucket_ids.size else None,
+        priority=next((f["P"] for f in thread_lines.values() if "P" in f), None),
+        interval_us=next((f["I"] for f in thread_lines.values() if "I" in f), None),
+        notes=tuple(notes),
+    )
+
+
+def _text_thread_count(
+    thread_lines: Mapping[int, Mapping[str, int]],
+    rows: list[list[int]],
+    summary: Mapping[str, list[int]],
+) -> int:
+    if thread_lines:
+        return max(thread_lines) + 1
+    # "# Min Latencies" never carries the --histofall sum column; prefer it.
+    for key in ("Min Latencies", "Avg Latencies"):
+        if summary.get(key):
+            return len(summary[key])
+    if rows:
+        return len(rows[0]) - 1
+    return 0
+
+
+def _histogram_matrix(
+    rows: list[list[int]], nthreads: int, notes: list[str]
+) -> tuple[IntArray, npt.NDArray[np.int64]]:
+    """Bucket ids and an (n_buckets, nthreads) count matrix; extra columns (-H sum) dropped."""
+    if not rows:
+        return _EMPTY, np.zeros((0, nthreads), dtype=np.int64)
+    width = nthreads + 1
+    usable = [row[:width] for row in rows if len(row) >= width]
+    if len(usable) != len(rows):
+        notes.append(f"{len(rows) - len(usable)} histogram line(s) with missing columns skipped")
+    if not usable:
+        return _EMPTY, np.zeros((0, nthreads), dtype=np.int64)
+    table = np.array(usable, dtype=np.int64)
+    return table[:, 0], table[:, 1:]
+
+
+def _text_thread(
+    index: int,
+    *,
+    line: Mapping[str, int] | None,
+    bucket_ids: IntArray,
+    matrix: npt.NDArray[np.int64],
+    summary: Mapping[str, list[int]],
+    overflow_at: Mapping[int, tuple[int, ...]],
+) -> ThreadLatency:
+    def summary_value(key: str) -> int | None:
+        values = summary.get(key)
+        return values[index] if values is not None and index < len(values) else None
+
+    buckets, counts = _EMPTY, _EMPTY
+    if bucket_ids.size:
+        column = matrix[:, index]
+        keep = column > 0
+        buckets, counts = bucket_ids[keep], column[keep]
+    has_histogram = bool(bucket_ids.size) or "Total" in summary
+    overflows = summary_value("Histogram Overflows")
+    if overflows is None and has_histogram:
+        overflows = 0
+    total = summary_value("Total")
+    if total is None:
+        total = int(counts.sum())
+    cycles: int | None = line.get("C") if line else None
+    if cycles is None:
+        cycles = total + (overflows or 0)
+
+    def pick(line_key: str, summary_key: str) -> float | None:
+        value = summary_value(summary_key)
+        if value is None and line is not None:
+            value = line.get(line_key)
+        return None if value is None else float(value)
+
+    min_us = pick("Min", "Min Latencies")
+    if cycles == 0 or (min_us is not None and min_us >= _UNSET_MIN):
+        min_us = None
+    return ThreadLatency(
+        index=index,
+        cpu=None,
+        cycles=cycles,
+        min_us=min_us,
+        avg_us=None if cycles == 0 else pick("Avg", "Avg Latencies"),
+        max_us=None if cycles == 0 else pick("Max", "Max Latencies"),
+        buckets=buckets,
+        counts=counts,
+        overflows=overflows if has_histogram else None,
+        overflow_cycles=overflow_at.get(index, ()),
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def parse_file(path: Path) -> CyclictestResult:
+    """Parse ``cyclictest.json`` or ``cyclictest.txt`` by content, not by name."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CyclictestParseError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise CyclictestParseError(f"{path}: empty file")
+    try:
+        if data.lstrip()[:1] == b"{":
+            return parse_json(data)
+        return parse_text(data)
+    except CyclictestParseError as exc:
+        raise CyclictestParseError(f"{path.name}: {exc}") from exc
