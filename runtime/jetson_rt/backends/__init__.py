@@ -85,6 +85,6 @@ def verify_model(model_path: str | Path) -> Manifest:
     truncated copy, a rebuilt engine, a file from another device). Returns the
     manifest, whose platform fields the caller may compare with the host.
     """
-    from jetson_rt.engine.manifest import verify_artifact  # noqa: PLC0415
+    from jetson_rt.engine.manifest import verify_artifact
 
     return verify_artifact(Path(model_path))

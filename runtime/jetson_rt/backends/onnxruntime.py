@@ -52,7 +52,7 @@ _ORT_DTYPES: dict[str, type[np.generic]] = {
 def import_onnxruntime() -> Any:
     """Import onnxruntime, or say how to install it."""
     try:
-        import onnxruntime  # type: ignore[import-untyped]  # noqa: PLC0415 - heavy, optional
+        import onnxruntime  # type: ignore[import-untyped]
     except ImportError as exc:
         raise PlatformError(
             "the onnxruntime backend needs the onnxruntime package: "
@@ -253,7 +253,7 @@ class OnnxRuntimeBackend(BackendLifecycle):
     def _verify_manifest(self) -> None:
         if self.verify is False:
             return
-        from jetson_rt.engine.manifest import manifest_path, verify_artifact  # noqa: PLC0415
+        from jetson_rt.engine.manifest import manifest_path, verify_artifact
 
         if self.verify is None and not manifest_path(self.model_path).exists():
             return

@@ -100,7 +100,7 @@ class TensorRTBackend(BackendLifecycle):
 
     def _open(self) -> None:
         require_tensorrt()
-        import tensorrt as trt  # noqa: PLC0415
+        import tensorrt as trt
 
         self._check_manifest(trt.__version__)
         require_device(self.device)
@@ -139,7 +139,7 @@ class TensorRTBackend(BackendLifecycle):
             )
         if not self.verify:
             return
-        from jetson_rt.engine.manifest import verify_artifact  # noqa: PLC0415
+        from jetson_rt.engine.manifest import verify_artifact
 
         self.manifest = verify_artifact(self.model_path)
         if self.manifest.backend != "tensorrt":

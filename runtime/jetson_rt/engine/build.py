@@ -91,11 +91,11 @@ def host_identity(root: str = "/") -> dict[str, JsonScalar]:
 def platform_fields(backend: str, root: str = "/") -> dict[str, JsonScalar]:
     fields = host_identity(root)
     if backend == "onnxruntime":
-        from jetson_rt.engine.ort_build import onnxruntime_platform  # noqa: PLC0415
+        from jetson_rt.engine.ort_build import onnxruntime_platform
 
         fields.update(onnxruntime_platform())
     else:
-        from jetson_rt.engine.trt_build import tensorrt_platform  # noqa: PLC0415
+        from jetson_rt.engine.trt_build import tensorrt_platform
 
         fields.update(tensorrt_platform())
     return fields
@@ -133,11 +133,11 @@ def build(options: BuildOptions, *, if_changed: bool = False, root: str = "/") -
     checked = load_checked_model(options.model)
     started = time.monotonic()
     if options.backend == "onnxruntime":
-        from jetson_rt.engine.ort_build import build_onnxruntime  # noqa: PLC0415
+        from jetson_rt.engine.ort_build import build_onnxruntime
 
         extras = build_onnxruntime(options, checked)
     else:
-        from jetson_rt.engine.trt_build import build_tensorrt  # noqa: PLC0415
+        from jetson_rt.engine.trt_build import build_tensorrt
 
         extras = build_tensorrt(options)
     seconds = round(time.monotonic() - started, 3)

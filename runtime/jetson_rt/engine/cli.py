@@ -124,7 +124,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jetson_rt.engine.build import build  # noqa: PLC0415
+    from jetson_rt.engine.build import build
 
     result = build(options_from_args(args), if_changed=args.if_changed)
     if args.json:

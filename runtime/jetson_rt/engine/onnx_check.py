@@ -14,7 +14,7 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 def import_onnx() -> Any:
     try:
-        import onnx  # noqa: PLC0415 - optional dependency, imported on use
+        import onnx
     except ImportError as exc:
         raise PlatformError(
             "checking ONNX models needs the onnx package: install jetson-rt with the 'ort' extra"
@@ -84,7 +84,7 @@ def unsupported_onnxruntime_nodes(model: Any) -> list[UnsupportedNode]:
     ONNX function ONNX Runtime expands (or a model-local function).
     """
     onnx = import_onnx()
-    from jetson_rt.backends.onnxruntime import import_onnxruntime  # noqa: PLC0415
+    from jetson_rt.backends.onnxruntime import import_onnxruntime
 
     ort = import_onnxruntime()
     state = ort.capi._pybind_state

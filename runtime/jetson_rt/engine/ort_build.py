@@ -16,7 +16,7 @@ from jetson_rt.log import logger
 
 def onnxruntime_platform() -> dict[str, Any]:
     """The versions an ONNX Runtime-optimised model depends on."""
-    from jetson_rt.backends.onnxruntime import import_onnxruntime  # noqa: PLC0415
+    from jetson_rt.backends.onnxruntime import import_onnxruntime
 
     return {
         "onnxruntime": import_onnxruntime().__version__,
@@ -33,7 +33,7 @@ def build_onnxruntime(options: BuildOptions, checked_model: Any) -> dict[str, st
     run once on zeros: a model that cannot run here is refused now, not on
     the first frame.
     """
-    from jetson_rt.backends.onnxruntime import OnnxRuntimeBackend  # noqa: PLC0415
+    from jetson_rt.backends.onnxruntime import OnnxRuntimeBackend
 
     refuse_unsupported_onnxruntime_nodes(checked_model, options.model)
     output = options.output

@@ -54,9 +54,9 @@ _NO_TENSORRT = (
 def tensorrt_platform() -> dict[str, Any]:
     """TensorRT and CUDA versions and the GPU an engine is built for."""
     require_tensorrt()
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
-    from jetson_rt.cuda import device_info, require_device  # noqa: PLC0415
+    from jetson_rt.cuda import device_info, require_device
 
     require_device(0)
     info = device_info(0)
@@ -74,7 +74,7 @@ def _profile(
     builder: trt.Builder, network: trt.INetworkDefinition, options: BuildOptions
 ) -> trt.IOptimizationProfile | None:
     """One optimisation profile over the dynamic inputs; refuse unknown or missing ones."""
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
     unknown = sorted(set(options.opt_shapes) - set(inputs))
@@ -120,7 +120,7 @@ def _check_against_declared(name: str, declared: tuple[int, ...], shape: tuple[i
 
 
 def _set_precision(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildOptions) -> None:
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     if options.precision in ("fp16", "best"):
         if not builder.platform_has_fast_fp16:
@@ -133,7 +133,7 @@ def _set_precision(builder: trt.Builder, config: trt.IBuilderConfig, options: Bu
 
 
 def _set_dla(builder: trt.Builder, config: trt.IBuilderConfig, options: BuildOptions) -> None:
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     if options.dla_core is None:
         return
@@ -177,9 +177,9 @@ def _save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
 def build_tensorrt(options: BuildOptions) -> dict[str, str]:
     """Build and save the engine and its layer report; return the side files."""
     require_tensorrt()
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
-    from jetson_rt.cuda import require_device  # noqa: PLC0415
+    from jetson_rt.cuda import require_device
 
     require_device(0)
     log = trt.Logger(trt.Logger.WARNING)
@@ -203,7 +203,7 @@ def build_tensorrt(options: BuildOptions) -> dict[str, str]:
 
     calibrator = None
     if options.precision in ("int8", "best"):
-        from jetson_rt.engine.calibrator import make_calibrator  # noqa: PLC0415
+        from jetson_rt.engine.calibrator import make_calibrator
 
         calibrator = make_calibrator(
             samples=npy_samples(options.calib_dir) if options.calib_dir else [],
@@ -232,7 +232,7 @@ def build_tensorrt(options: BuildOptions) -> dict[str, str]:
     atomic_write_bytes(options.output, memoryview(serialized))
 
     report = options.output.with_name(options.output.name + LAYER_REPORT_SUFFIX)
-    atomic_write_text(report, layer_report(serialized, log))
+    atomic_write_text(report, layer_report(serialized, log, options.dla_core))
     return {"layer_report": report.name}
 
 
@@ -247,7 +247,7 @@ def _check_dla_early(builder: trt.Builder, options: BuildOptions) -> None:
 
 
 def _parser_errors(parser: trt.OnnxParser, model: Path) -> str:
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     problems = []
     for index in range(parser.num_errors):
@@ -265,7 +265,7 @@ def _calibration_inputs(
     network: trt.INetworkDefinition, options: BuildOptions
 ) -> dict[str, tuple[tuple[int, ...], Any]]:
     """Name -> (shape of one calibration batch, numpy dtype) for every network input."""
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     result: dict[str, tuple[tuple[int, ...], Any]] = {}
     for index in range(network.num_inputs):
@@ -279,11 +279,14 @@ def _calibration_inputs(
     return result
 
 
-def layer_report(serialized: Any, log: trt.Logger) -> str:
+def layer_report(serialized: Any, log: trt.Logger, dla_core: int | None = None) -> str:
     """The engine inspector's per-layer JSON (fusions, precisions, tactics)."""
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     runtime = trt.Runtime(log)
+    if dla_core is not None:
+        # A DLA engine deserialises only on a runtime bound to its core.
+        runtime.DLA_core = dla_core
     engine = runtime.deserialize_cuda_engine(serialized)
     if engine is None:
         raise EngineError("TensorRT cannot deserialise the engine it has just built")

@@ -1,0 +1,293 @@
+"""build-engine --backend tensorrt control flow, over the FAKE tensorrt and CUDA runtime.
+
+TensorRT cannot be installed here; these tests check what jetson-rt asks of it
+and how it reacts (see trt_fakes.py). They say nothing about TensorRT's own
+behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from jetson_rt_trt_fakes import install_fake_tensorrt
+
+from jetson_rt.engine.build import build
+from jetson_rt.engine.manifest import load_manifest
+from jetson_rt.engine.options import BuildOptions
+from jetson_rt.engine.trt_build import LAYER_REPORT_SUFFIX, require_tensorrt
+from jetson_rt.errors import ConfigError, EngineError, ModelError, PlatformError
+from onnx_models import GeneratedModel, write_unsupported_op
+
+
+def trt_options(model: Path, output: Path, **overrides: Any) -> BuildOptions:
+    fields: dict[str, Any] = {"model": model, "output": output, "backend": "tensorrt"}
+    fields.update(overrides)
+    return BuildOptions(**fields)
+
+
+def write_samples(folder: Path, count: int, shape: tuple[int, ...]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        np.save(folder / f"sample_{index:03d}.npy", rng.standard_normal(shape, dtype=np.float32))
+    return folder
+
+
+def test_fp16_build_writes_engine_manifest_report_and_timing_cache(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    engine = tmp_path / "conv.engine"
+    timing = tmp_path / "cache" / "timing.cache"
+    result = build(
+        trt_options(
+            models["conv_bn_relu"].path,
+            engine,
+            precision="fp16",
+            workspace_mib=256,
+            builder_optimization_level=5,
+            timing_cache=timing,
+        )
+    )
+    assert result.changed
+    payload = fake_trt.record["builds"][-1]
+    assert payload["flags"] == ["FP16"]
+    assert payload["workspace"] == 256 << 20
+    assert payload["opt_level"] == 5
+    assert payload["device"] == "GPU"
+
+    manifest = load_manifest(engine)
+    assert manifest is not None
+    assert manifest.platform["tensorrt"] == "10.3.0.fake"
+    assert manifest.platform["gpu"] == "Fake Orin (ga10b)"
+    assert manifest.platform["compute_capability"] == "8.7"
+    assert manifest.build_flags["precision"] == "fp16"
+    assert manifest.build_flags["dla_core"] is None
+    report = engine.with_name(engine.name + LAYER_REPORT_SUFFIX)
+    assert manifest.extras == {"layer_report": report.name}
+    assert json.loads(report.read_text())["Layers"][0]["Name"] == "fused_graph"
+    assert timing.read_bytes().startswith(b"FAKE-TRT-TIMING")
+
+
+def test_if_changed_skips_and_timing_cache_is_merged(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    timing = tmp_path / "timing.cache"
+    options = trt_options(models["mlp"].path, tmp_path / "mlp.engine", timing_cache=timing)
+    assert build(options, if_changed=True).changed
+    assert not build(options, if_changed=True).changed
+    assert len(fake_trt.record["builds"]) == 1
+
+    # Another model's build keeps the first model's timings in the shared cache.
+    other = trt_options(models["two_outputs"].path, tmp_path / "two.engine", timing_cache=timing)
+    build(other)
+    entries = json.loads(timing.read_bytes()[len(b"FAKE-TRT-TIMING\n") :])
+    assert len(entries) == 2
+
+    # A report-only file going missing is a reason to rebuild.
+    (tmp_path / ("mlp.engine" + LAYER_REPORT_SUFFIX)).unlink()
+    again = build(options, if_changed=True)
+    assert again.changed
+    assert any("side file" in reason for reason in again.reasons)
+
+
+def test_precision_change_triggers_a_rebuild(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    engine = tmp_path / "mlp.engine"
+    build(trt_options(models["mlp"].path, engine, precision="fp16"), if_changed=True)
+    result = build(trt_options(models["mlp"].path, engine, precision="fp32"), if_changed=True)
+    assert result.changed
+    assert "flag precision: 'fp16' -> 'fp32'" in result.reasons
+    assert fake_trt.record["builds"][-1]["flags"] == []
+
+
+def test_dla_is_refused_on_a_device_without_one(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    engine = tmp_path / "dla.engine"
+    with pytest.raises(PlatformError, match=r"has none .*fused off.*drop --dla-core"):
+        build(trt_options(models["conv_bn_relu"].path, engine, dla_core=0))
+    assert fake_trt.record["parsers"] == 0  # refused before any work
+    assert not engine.exists()
+
+
+def test_dla_core_and_gpu_fallback_on_a_device_with_two(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cuda: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+) -> None:
+    trt = install_fake_tensorrt(monkeypatch, dla_cores=2)
+    model = models["conv_bn_relu"].path
+    build(trt_options(model, tmp_path / "dla1.engine", dla_core=1, allow_gpu_fallback=True))
+    payload = trt.record["builds"][-1]
+    assert payload["device"] == "DLA"
+    assert payload["dla_core"] == 1
+    assert "GPU_FALLBACK" in payload["flags"]
+    with pytest.raises(PlatformError, match=r"--dla-core 2 does not exist.*0\.\.1"):
+        build(trt_options(model, tmp_path / "dla2.engine", dla_core=2))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dla_core": 0, "precision": "fp32"}, r"DLA runs only fp16 and int8"),
+        ({"allow_gpu_fallback": True}, r"only applies with --dla-core"),
+        ({"precision": "int8"}, r"give --calib-dir"),
+        ({"workspace_mib": 0}, r"--workspace must be a positive"),
+        ({"builder_optimization_level": 6}, r"0\.\.5"),
+        ({"min_shapes": {"input": (1, 64)}}, r"needs all of --min-shapes"),
+    ],
+)
+def test_bad_flag_combinations_are_refused(
+    fake_trt: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    overrides: dict[str, Any],
+    message: str,
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(trt_options(models["mlp"].path, tmp_path / "x.engine", **overrides))
+
+
+def test_empty_calibration_folder_is_refused(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    empty = tmp_path / "calib"
+    empty.mkdir()
+    (empty / "README.txt").write_text("no samples here")
+    with pytest.raises(ConfigError, match=r"has no \.npy samples"):
+        build(
+            trt_options(
+                models["mlp"].path, tmp_path / "x.engine", precision="int8", calib_dir=empty
+            )
+        )
+
+
+def test_int8_calibrates_then_reuses_the_cache(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    samples = write_samples(tmp_path / "calib", 10, (64,))
+    cache = tmp_path / "mlp.calib"
+    options = trt_options(
+        models["mlp"].path,
+        tmp_path / "mlp.engine",
+        precision="int8",
+        calib_dir=samples,
+        calib_cache=cache,
+        calib_batch_size=4,
+    )
+    first = build(options)
+    assert fake_trt.record["calibration_batches"] == 2  # 10 samples, batches of 4
+    assert cache.read_bytes() == b"fake-calibration:2"
+    assert fake_trt.record["builds"][-1]["calibrated"]
+    manifest = load_manifest(first.artifact)
+    assert manifest is not None
+    assert str(manifest.build_flags["calibration"]).startswith("samples:")
+
+    # Same samples, another optimisation level: the cache is reused, no new batches.
+    best = trt_options(
+        models["mlp"].path,
+        tmp_path / "mlp.engine",
+        precision="best",
+        calib_dir=samples,
+        calib_cache=cache,
+        calib_batch_size=4,
+        builder_optimization_level=1,
+    )
+    rebuilt = build(best, if_changed=True)
+    assert rebuilt.changed
+    assert fake_trt.record["calibration_batches"] == 2
+    assert fake_trt.record["builds"][-1]["flags"] == ["FP16", "INT8"]
+    # And an unchanged rerun builds nothing, although the cache file now exists.
+    assert not build(best, if_changed=True).changed
+
+
+def test_calibration_sample_of_the_wrong_shape_is_refused(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    samples = write_samples(tmp_path / "calib", 2, (3, 8, 8))
+    with pytest.raises(ConfigError, match=r"has shape \[3, 8, 8\].*takes \[64\]"):
+        build(
+            trt_options(
+                models["mlp"].path, tmp_path / "x.engine", precision="int8", calib_dir=samples
+            )
+        )
+
+
+def test_calibration_frees_its_buffers(
+    fake_trt: Any, fake_cuda: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    samples = write_samples(tmp_path / "calib", 3, (1, 64))
+    options = trt_options(
+        models["mlp"].path, tmp_path / "x.engine", precision="int8", calib_dir=samples
+    )
+    build(options)
+    assert fake_cuda.live() == {
+        "device_buffers": 0,
+        "pinned_buffers": 0,
+        "streams": 0,
+        "events": 0,
+        "graphs": 0,
+    }
+
+
+def test_dynamic_input_needs_a_profile(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    model = models["dynamic_batch"].path
+    with pytest.raises(EngineError, match=r"'input' has dynamic shape \[-1, 3, 8, 8\]"):
+        build(trt_options(model, tmp_path / "d.engine"))
+    build(
+        trt_options(
+            model,
+            tmp_path / "d.engine",
+            min_shapes={"input": (1, 3, 8, 8)},
+            opt_shapes={"input": (4, 3, 8, 8)},
+            max_shapes={"input": (8, 3, 8, 8)},
+        )
+    )
+    assert fake_trt.record["builds"][-1]["profile"] == {
+        "input": [[1, 3, 8, 8], [4, 3, 8, 8], [8, 3, 8, 8]]
+    }
+    with pytest.raises(EngineError, match=r"fixes it at 3"):
+        fixed = {"input": (1, 4, 8, 8)}
+        build(
+            trt_options(
+                model, tmp_path / "e.engine", min_shapes=fixed, opt_shapes=fixed, max_shapes=fixed
+            )
+        )
+
+
+def test_unparsable_op_is_refused_naming_the_node(
+    monkeypatch: pytest.MonkeyPatch, fake_cuda: Any, tmp_path: Path
+) -> None:
+    install_fake_tensorrt(monkeypatch, unsupported_ops=("FancyNms",))
+    model = write_unsupported_op(tmp_path)
+    with pytest.raises(ModelError, match=r"node 'postprocess_nms' \(FancyNms\): No importer"):
+        build(trt_options(model, tmp_path / "u.engine"))
+
+
+def test_mismatched_timing_cache_is_refused(
+    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"cache from another GPU")
+    with pytest.raises(EngineError, match=r"made by another TensorRT or GPU: delete it"):
+        build(trt_options(models["mlp"].path, tmp_path / "x.engine", timing_cache=timing))
+
+
+def test_missing_tensorrt_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `import tensorrt` gives where only tensorrt-stubs is installed.
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    with pytest.raises(PlatformError, match=r"python3-libnvinfer.*--system-site-packages"):
+        require_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(PlatformError, match=r"--backend onnxruntime"):
+        require_tensorrt()
