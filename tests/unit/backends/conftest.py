@@ -60,3 +60,13 @@ def cuda_runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if device_count() == 0:
         pytest.skip("no CUDA device")
     return None
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The FAKE host-memory CUDA runtime alone (for checks that need no GPU)."""
+    from jetson_rt.cuda import api
+
+    fake = trt_fakes.FakeCudart()
+    monkeypatch.setattr(api, "_cudart", fake)
+    return fake
