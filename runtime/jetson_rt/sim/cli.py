@@ -105,7 +105,10 @@ def _reboot(args: argparse.Namespace) -> int:
 
 
 def _kernelfs(args: argparse.Namespace) -> int:
+    import os
+
     from jetson_rt.sim.kernelfs import serve
 
+    (args.state_dir / "kernelfs.pid").write_text(str(os.getpid()))
     serve(args.state_dir, args.mount)
     return 0

@@ -3,7 +3,8 @@
 A host is a rootful podman container running systemd and sshd, never privileged:
 its kernel files come from the fleet's kernelfs daemon (FUSE), and its PID 1
 (``files/sim-init``) is a boot loader that drops CAP_SYS_ADMIN before systemd
-starts. Each host publishes SSH on its own loopback address (127.0.1.N:22), so
+starts. Each host publishes SSH on its own loopback address (127.0.1.N:22 for the
+default fleet, another 127.0.X.0/24 for each other fleet), so
 Ansible reaches it over real SSH with host-key checking on.
 """
 
@@ -18,6 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,6 @@ LABEL = "io.jetson-rt.sim"
 SSH_WAIT_S = 90.0
 # Per-host real-time budget on kernels with RT group scheduling (cgroup v1).
 RT_PERIOD_US = 1_000_000
-RT_PARENT_US = 900_000
 RT_HOST_US = 100_000
 
 
@@ -82,6 +84,11 @@ def _run(cmd: list[str], check: bool = True, **kwargs: Any) -> subprocess.Comple
     return result
 
 
+def fleet_octet(name: str) -> int:
+    """The third octet of a fleet's loopback addresses: 1 for the default fleet."""
+    return 1 if name == "jrt" else 10 + zlib.crc32(name.encode()) % 240
+
+
 @dataclass(frozen=True)
 class Host:
     name: str
@@ -94,7 +101,7 @@ class Host:
 
     @property
     def address(self) -> str:
-        return f"127.0.1.{self.index}"
+        return f"127.0.{fleet_octet(self.fleet)}.{self.index}"
 
 
 class Fleet:
@@ -171,14 +178,32 @@ class Fleet:
         return wanted
 
     def _ensure_cgroup(self, quirks: Quirks, count: int) -> None:
+        """A parent cgroup whose RT budget covers ``count`` hosts of RT_HOST_US each.
+
+        Children's budgets must fit in the root's (950 ms of every second), which
+        other fleets share: a fleet takes only what its hosts need.
+        """
         if not quirks.rt_cgroup_v1:
             return
+        root = self.cgroup.parent
         self.cgroup.mkdir(exist_ok=True)
-        (self.cgroup / "cpu.rt_runtime_us").write_text(str(RT_PARENT_US))
-        if RT_HOST_US * count > RT_PARENT_US:
-            logger.warning(
-                "%d hosts share a %d us RT budget: cyclictest may be throttled", count, RT_PARENT_US
+        own = self.cgroup / "cpu.rt_runtime_us"
+        taken = sum(
+            int((d / "cpu.rt_runtime_us").read_text())
+            for d in root.iterdir()
+            if d.is_dir() and d != self.cgroup and (d / "cpu.rt_runtime_us").exists()
+        )
+        available = int((root / "cpu.rt_runtime_us").read_text()) - taken
+        wanted = RT_HOST_US * count
+        if wanted > available:
+            raise SimError(
+                f"{count} hosts need {wanted} us of RT budget per second but "
+                f"{available} us are left (other fleets or RT cgroups hold the "
+                "rest): use fewer hosts or remove another fleet"
             )
+        current = int(own.read_text())
+        if wanted > current:
+            own.write_text(str(wanted))
 
     def _ensure_network(self) -> None:
         if _run(["podman", "network", "exists", self.network], check=False).returncode != 0:
@@ -189,28 +214,26 @@ class Fleet:
             return
         self.mount.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "hosts").mkdir(parents=True, exist_ok=True)
-        log = (self.state_dir / "kernelfs.log").open("ab")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jetson_rt",
-                "sim",
-                "kernelfs",
-                "--state-dir",
-                str(self.state_dir),
-                "--mount",
-                str(self.mount),
-            ],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        (self.state_dir / "kernelfs.pid").write_text(str(process.pid))
+        # setsid -f: the daemon is no child of ours and outlives this process;
+        # it writes its pid file and is stopped by down().
+        with (self.state_dir / "kernelfs.log").open("ab") as log:
+            _run_detached(
+                [
+                    sys.executable,
+                    "-m",
+                    "jetson_rt",
+                    "sim",
+                    "kernelfs",
+                    "--state-dir",
+                    str(self.state_dir),
+                    "--mount",
+                    str(self.mount),
+                ],
+                log,
+            )
         deadline = time.monotonic() + 15
         while not os.path.ismount(self.mount):
-            if process.poll() is not None or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise SimError(
                     f"the kernel file daemon did not mount {self.mount}; "
                     f"see {self.state_dir / 'kernelfs.log'}"
@@ -314,6 +337,10 @@ class Fleet:
                 f"{host.container}:/home/{image.SIM_USER}/.ssh/authorized_keys",
             ]
         )
+        machine_id = host_dir / "machine-id"
+        if not machine_id.exists():
+            machine_id.write_text(uuid.uuid4().hex + "\n")
+        _run(["podman", "cp", str(machine_id), f"{host.container}:/etc/machine-id"])
         _run(["podman", "start", host.container])
 
     def wait_ssh(self, host: Host, timeout: float = SSH_WAIT_S) -> float:
@@ -418,16 +445,33 @@ class Fleet:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text()), 15)
         shutil.rmtree(self.mount.parent, ignore_errors=True)
-        if self.cgroup.exists():
-            try:
-                self.cgroup.rmdir()
-            except OSError as exc:
-                logger.warning("could not remove %s: %s", self.cgroup, exc)
+        self._remove_cgroups()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        for parent in (self.state_dir.parent, self.mount.parent.parent):
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only when no other fleet uses it
         shutil.rmtree(self.inventory_dir / "ssh", ignore_errors=True)
         (self.inventory_dir / "hosts.yml").unlink(missing_ok=True)
         if purge_image:
             image.remove_images()
+
+    def _remove_cgroups(self) -> None:
+        """The RT parent cgroup in every v1 hierarchy, with what runc and conmon left in it."""
+        deadline = time.monotonic() + 10
+        for top in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup.name}"):
+            children = [d for d in top.rglob("*") if d.is_dir()]
+            for directory in [*sorted(children, key=lambda d: len(d.parts), reverse=True), top]:
+                while True:
+                    try:
+                        directory.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError as exc:
+                        if time.monotonic() > deadline:
+                            logger.warning("could not remove %s: %s", directory, exc)
+                            break
+                        time.sleep(0.2)
 
     # --- status and reboot ----------------------------------------------------------
 
@@ -473,6 +517,12 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _run_detached(cmd: list[str], log: Any) -> None:
+    subprocess.run(
+        ["setsid", "-f", *cmd], stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True
+    )
 
 
 def _require_root() -> None:

@@ -1,0 +1,287 @@
+"""The simulated fleet as Ansible and the roles see it, and what it must never do."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.simfleet import SimFleet
+
+from jetson_rt.sim import bootloader
+from jetson_rt.sim import hardware as hw
+from jetson_rt.sim.fleet import Fleet
+from jetson_rt.sim.image import image_exists, image_tag
+
+pytestmark = pytest.mark.sim
+
+STOCK_EXTLINUX = (Path(bootloader.__file__).parent / "files" / "extlinux.conf").read_text()
+
+
+def test_site_playbook_reaches_every_host(sim: SimFleet) -> None:
+    result = sim.playbook("playbooks/site.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for host in sim.hosts:
+        assert re.search(rf"{host.name}\s+: ok=\d+ .*unreachable=0\s+failed=0", result.stdout)
+        assert f"{host.name}: Jetson Orin Nano 8GB (developer kit), L4T 36.4.3" in result.stdout
+
+
+def test_host_key_checking_is_on(sim: SimFleet, tmp_path: Path) -> None:
+    """A known_hosts whose key for one host is another host's key must refuse to connect."""
+    known = (sim.fleet.inventory_dir / "ssh" / "known_hosts").read_text().splitlines()
+    first, second = known[0].split(), known[1].split()
+    forged = tmp_path / "known_hosts"
+    forged.write_text(f"{first[0]} {second[1]} {second[2]}\n")
+    result = sim.ssh(sim.hosts[0], "true", check=False, known_hosts=forged)
+    assert result.returncode != 0
+    assert (
+        "HOST IDENTIFICATION HAS CHANGED" in result.stderr or "verification failed" in result.stderr
+    )
+    # the generated known_hosts is what makes the normal connection work
+    assert sim.ssh(sim.hosts[0], "hostname").stdout.strip() == sim.hosts[0].name
+
+
+def test_each_host_has_its_own_identity(sim: SimFleet) -> None:
+    keys = {
+        line.split()[2]
+        for line in (sim.fleet.inventory_dir / "ssh" / "known_hosts").read_text().splitlines()
+    }
+    assert len(keys) == len(sim.hosts)
+    ids = {sim.ssh(h, "cat /etc/machine-id").stdout.strip() for h in sim.hosts}
+    assert len(ids) == len(sim.hosts)
+    serials = {
+        sim.ssh(h, "tr -d '\\0' < /sys/firmware/devicetree/base/serial-number").stdout
+        for h in sim.hosts
+    }
+    assert len(serials) == len(sim.hosts)
+
+
+def _real(path: str) -> str:
+    return Path(path).read_text()
+
+
+def test_kernel_writes_never_reach_the_machine(sim: SimFleet) -> None:
+    host = sim.hosts[1]
+    real_paths = [
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/kernel/mm/transparent_hugepage/defrag",
+        "/proc/sys/kernel/sched_rt_runtime_us",
+        "/proc/sys/kernel/timer_migration",
+        "/proc/sys/vm/stat_interval",
+        "/proc/sys/vm/swappiness",
+        "/sys/devices/virtual/workqueue/cpumask",
+    ]
+    real_irqs = sorted(Path("/proc/irq").glob("*/smp_affinity_list"))
+    before = {p: _real(p) for p in real_paths} | {str(p): p.read_text() for p in real_irqs}
+    sim.sudo(
+        host,
+        "echo never > /sys/kernel/mm/transparent_hugepage/enabled; "
+        "echo never > /sys/kernel/mm/transparent_hugepage/defrag; "
+        "echo 1 > /sys/devices/virtual/workqueue/cpumask; "
+        "sysctl -q -w kernel.sched_rt_runtime_us=-1 kernel.timer_migration=0 "
+        "vm.stat_interval=10 vm.swappiness=1; "
+        "for f in /proc/irq/*/smp_affinity_list; do echo 0 > $f 2>/dev/null; done; true",
+    )
+    # the writes landed in the simulated kernel, with the kernel's read-back ...
+    inside = sim.sudo(
+        host,
+        "cat /sys/kernel/mm/transparent_hugepage/enabled "
+        "/proc/sys/kernel/sched_rt_runtime_us /proc/irq/201/smp_affinity_list "
+        "/proc/irq/12/smp_affinity_list",
+    )
+    assert inside.split("\n")[:4] == ["always madvise [never]", "-1", "0", "0-5"]
+    # ... and nowhere else
+    after = {p: _real(p) for p in real_paths} | {str(p): p.read_text() for p in real_irqs}
+    assert after == before
+    # a kernel file the sim does not model is refused, not passed through
+    refused = sim.ssh(host, "sudo sysctl -w vm.overcommit_memory=1", check=False)
+    assert refused.returncode != 0
+    assert "Read-only file system" in refused.stderr or "permission denied" in refused.stderr
+    assert sim.ssh(host, "test -e /sys/kernel/mm/ksm/run", check=False).returncode != 0
+
+
+def test_sim_host_has_no_cap_sys_admin(sim: SimFleet) -> None:
+    status = sim.sudo(sim.hosts[0], "grep CapBnd /proc/1/status; grep CapEff /proc/self/status")
+    for line in status.splitlines():
+        mask = int(line.split()[1], 16)
+        assert not mask & (1 << 21), line  # CAP_SYS_ADMIN
+    refused = sim.ssh(sim.hosts[0], "sudo mount -o remount,rw /sys", check=False)
+    assert refused.returncode != 0
+
+
+def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
+    host = sim.hosts[2]
+    assert sim.sudo(host, "nvpmodel -q") == "NV Power Mode: 15W\n0\n"
+    sim.sudo(host, "nvpmodel -m 3")
+    assert sim.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-3"
+    assert sim.sudo(host, "nvpmodel -q").startswith("NV Power Mode: 7W")
+    sim.sudo(host, "nvpmodel -m 2")
+    assert sim.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-5"
+    sim.sudo(host, "jetson_clocks --store /root/clocks.conf && jetson_clocks")
+    shown = sim.sudo(host, "jetson_clocks --show")
+    assert "GPU MinFreq=1020000000 MaxFreq=1020000000 CurrentFreq=1020000000" in shown
+    assert "FreqOverride=1" in shown
+    sim.sudo(host, "jetson_clocks --restore /root/clocks.conf")
+    assert "GPU MinFreq=306000000" in sim.sudo(host, "jetson_clocks --show")
+    swaps = sim.sudo(host, "cat /proc/swaps")
+    assert swaps.count("/dev/zram") == 6
+    sim.sudo(host, "swapoff -a")
+    assert "/dev/zram" not in sim.sudo(host, "cat /proc/swaps")
+    assert (
+        sim.ssh(host, "systemctl is-active irqbalance nvpmodel nvzramconfig gdm").stdout.split()
+        == ["active"] * 4
+    )
+
+
+def _add_entry(sim: SimFleet, host: object, label: str, image: str, append: str) -> None:
+    sim.sudo(
+        host,
+        f"cat >> /boot/extlinux/extlinux.conf <<'EOF'\n\nLABEL {label}\n"  # type: ignore[arg-type]
+        f"      MENU LABEL {label} kernel\n      LINUX {image}\n"
+        f"      INITRD /boot/initrd\n      APPEND {append}\nEOF",
+    )
+
+
+def _reboot(sim: SimFleet, host_name: str) -> None:
+    result = sim.ansible(
+        host_name, "-b", "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=120"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reboot_follows_default_rt_flag_and_isolation_then_falls_back(
+    sim: SimFleet, tmp_path: Path
+) -> None:
+    host = sim.hosts[3]
+    rt_image = tmp_path / "Image.real-time"
+    rt_image.write_text(bootloader.make_image(hw.RT_RELEASE, realtime=True))
+    copy = sim.ansible(
+        host.name,
+        "-b",
+        "-m",
+        "ansible.builtin.copy",
+        "-a",
+        f"src={rt_image} dest=/boot/Image.real-time mode=0644",
+    )
+    assert copy.returncode == 0, copy.stdout
+    args = (
+        "${cbootargs} root=/dev/mmcblk0p1 rw rootwait isolcpus=managed_irq,domain,4-5 "
+        "nohz_full=4-5 rcu_nocbs=4-5 irqaffinity=0-3"
+    )
+    _add_entry(sim, host, "real-time", "/boot/Image.real-time", args)
+    sim.sudo(host, "sed -i 's/^DEFAULT .*/DEFAULT real-time/' /boot/extlinux/extlinux.conf")
+    _reboot(sim, host.name)
+    state = sim.sudo(
+        host,
+        "cat /sys/kernel/realtime /sys/devices/system/cpu/isolated "
+        "/sys/devices/system/cpu/nohz_full /proc/cmdline; uname -r",
+    )
+    realtime, isolated, nohz, cmdline, release = state.splitlines()
+    assert (realtime, isolated, nohz, release) == ("1", "4-5", "4-5", hw.RT_RELEASE)
+    assert "rcu_nocbs=4-5 irqaffinity=0-3" in cmdline
+    assert sim.sudo(host, "cat /proc/irq/201/effective_affinity_list").strip() in "0123"
+
+    # DEFAULT that names no LABEL: entry 0 (primary, the stock kernel)
+    sim.sudo(host, "sed -i 's/^DEFAULT .*/DEFAULT no-such-entry/' /boot/extlinux/extlinux.conf")
+    _reboot(sim, host.name)
+    assert sim.ssh(host, "test -e /sys/kernel/realtime", check=False).returncode != 0
+    assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
+
+    # a DEFAULT whose image is missing fails to load: L4TLauncher falls back to entry 0
+    sim.sudo(
+        host,
+        "sed -i 's/^DEFAULT .*/DEFAULT real-time/' /boot/extlinux/extlinux.conf; "
+        "mv /boot/Image.real-time /boot/Image.moved",
+    )
+    _reboot(sim, host.name)
+    assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
+    status = json.loads(
+        subprocess.run(
+            ["cat", str(sim.fleet.mount / host.name / "control" / "state")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert "cannot load /boot/Image.real-time" in status["boot_log"][-1]
+    sim.sudo(
+        host,
+        f"cat > /boot/extlinux/extlinux.conf <<'EOF'\n{STOCK_EXTLINUX}EOF\nrm -f /boot/Image.moved",
+    )
+
+
+def test_a_panicking_kernel_reboots_into_itself_until_recovered(
+    sim: SimFleet, tmp_path: Path
+) -> None:
+    host = sim.hosts[2]
+    image = tmp_path / "Image.bad"
+    image.write_text(bootloader.make_image(hw.RT_RELEASE, realtime=True, boot="panic"))
+    sim.ansible(
+        host.name,
+        "-b",
+        "-m",
+        "ansible.builtin.copy",
+        "-a",
+        f"src={image} dest=/boot/Image.bad mode=0644",
+    )
+    _add_entry(sim, host, "bad", "/boot/Image.bad", "${cbootargs} root=/dev/mmcblk0p1 rw")
+    sim.sudo(host, "sed -i 's/^DEFAULT .*/DEFAULT bad/' /boot/extlinux/extlinux.conf")
+    boots_before = json.loads((sim.fleet.mount / host.name / "control" / "state").read_text())[
+        "boots"
+    ]
+    sim.fleet.reboot([host.name], wait=False)
+    deadline = time.monotonic() + 90
+    panics: list[str] = []
+    while time.monotonic() < deadline:
+        state = json.loads((sim.fleet.mount / host.name / "control" / "state").read_text())
+        panics = [line for line in state["boot_log"] if "panic label=bad" in line]
+        if state["boots"] >= boots_before + 3 and len(panics) >= 2:
+            break
+        time.sleep(1)
+    assert len(panics) >= 2, "the panicking entry was not booted again and again"
+    assert sim.ssh(host, "true", check=False).returncode != 0
+    # recovery as a technician would: power off, fix the boot configuration, power on
+    container = host.container
+    subprocess.run(["podman", "stop", "-t", "2", container], capture_output=True, check=True)
+    fixed = tmp_path / "extlinux.conf"
+    fixed.write_text(STOCK_EXTLINUX)
+    subprocess.run(
+        ["podman", "cp", str(fixed), f"{container}:/boot/extlinux/extlinux.conf"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["podman", "start", container], capture_output=True, check=True)
+    sim.fleet.wait_ssh(host)
+    assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
+
+
+def test_sim_down_leaves_nothing_behind(sim: SimFleet, tmp_path: Path) -> None:
+    fleet = Fleet(name="jrtdown", inventory_dir=tmp_path / "inventory")
+    fleet.up(1)
+    assert fleet.containers()
+    assert Path(fleet.mount).is_mount()
+    fleet.down()
+    listed = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [name for name in listed if name.startswith("jrtdown-")]
+    networks = subprocess.run(
+        ["podman", "network", "ls", "--format", "{{.Name}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "jrtdown-net" not in networks
+    assert not Path(fleet.mount).exists()
+    assert not fleet.state_dir.exists()
+    assert not list(Path("/sys/fs/cgroup").glob("*/jetson-rt-sim-jrtdown"))
+    assert not (fleet.inventory_dir / "ssh").exists()
+    assert not (fleet.inventory_dir / "hosts.yml").exists()
+    with Path("/proc/self/mounts").open() as mounts:
+        assert "jrtdown" not in mounts.read()
+    # ... and nothing else: the other fleet still runs, the image cache stays
+    assert all(c.get("State") == "running" for c in sim.fleet.containers())
+    assert image_exists(image_tag())

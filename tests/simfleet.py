@@ -1,0 +1,92 @@
+"""Helpers for tests against the simulated fleet: SSH, ansible and ansible-playbook."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jetson_rt.sim.fleet import Fleet, Host
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SimFleet:
+    fleet: Fleet
+    hosts: list[Host]
+
+    @property
+    def inventory(self) -> Path:
+        return self.fleet.inventory_dir / "hosts.yml"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+
+    def ssh(
+        self, host: Host | str, command: str, check: bool = True, known_hosts: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        address = host.address if isinstance(host, Host) else host
+        ssh_dir = self.fleet.inventory_dir / "ssh"
+        result = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(ssh_dir / "fleet_ed25519"),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                f"UserKnownHostsFile={known_hosts or ssh_dir / 'known_hosts'}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=10",
+                f"jetson@{address}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        return result
+
+    def sudo(self, host: Host | str, command: str, check: bool = True) -> str:
+        return self.ssh(host, f"sudo sh -c {shlex.quote(command)}", check=check).stdout
+
+    def ansible(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("ansible")), "-i", str(self.inventory), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=REPO,
+            timeout=timeout,
+            check=False,
+        )
+
+    def playbook(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(Path(sys.executable).with_name("ansible-playbook")),
+                "-i",
+                str(self.inventory),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=REPO,
+            timeout=timeout,
+            check=False,
+        )
