@@ -99,6 +99,7 @@ class Tier:
     __slots__ = (
         "backend",
         "device",
+        "frozen",
         "index",
         "input_specs",
         "inputs",
@@ -106,7 +107,6 @@ class Tier:
         "name",
         "output_names",
         "outputs",
-        "publish",
         "stage_clock",
         "warmup",
     )
@@ -123,10 +123,7 @@ class Tier:
         host_out = backend.host_outputs()
         self.output_names = [spec.name for spec in backend.outputs]
         self.outputs: list[Array] = [host_out[spec.name] for spec in backend.outputs]
-        # The published result: copies the application reads while the next inference runs.
-        self.publish: list[tuple[Array, Array]] = [
-            (array, np.empty_like(array)) for array in self.outputs
-        ]
+        self.frozen: dict[str, Array] | None = None
         self.warmup: WarmupResult | None = None
         # Per device stage: "backend" (the backend's own timer, device events on a GPU)
         # or "host" (the runner's clock around the call); known once warmed up.
@@ -139,10 +136,21 @@ class Tier:
         }
 
     def results(self) -> dict[str, Array]:
-        """The last published outputs by name (valid after the backend is deactivated)."""
-        return {
-            name: published
-            for name, (_, published) in zip(self.output_names, self.publish, strict=True)
+        """This tier's last outputs by name.
+
+        While the backend is active these are its host output arrays, overwritten
+        by the tier's next inference (no copy per inference); after
+        :meth:`freeze` they are copies that outlive the backend's buffers.
+        """
+        if self.frozen is not None:
+            return self.frozen
+        return dict(zip(self.output_names, self.outputs, strict=True))
+
+    def freeze(self) -> None:
+        """Copy the last outputs before the backend frees its (possibly pinned) buffers."""
+        self.frozen = {
+            name: np.array(array, copy=True)
+            for name, array in zip(self.output_names, self.outputs, strict=True)
         }
 
 
@@ -150,6 +158,7 @@ class Task:
     """A task's state in the loop: tiers, source, counters, histograms, SLA."""
 
     __slots__ = (
+        "_rec",
         "_t0",
         "_t1",
         "_t2",
@@ -205,6 +214,8 @@ class Task:
         self.emergency_ns = self.period_ns or self.deadline_ns
         self.next_due_ns = 0
         self.hist = {stage: LatencyHistogram() for stage in STAGES}
+        # Bound record methods in STAGES order: no dict or attribute lookups per inference.
+        self._rec = tuple(self.hist[stage].record for stage in STAGES)
         self.inferences = 0
         self.deadline_misses = 0
         self.backend_errors = 0
@@ -278,7 +289,7 @@ class Task:
         return 0
 
     def finish(self) -> None:
-        """Wait for the queued inference, time it, publish its outputs."""
+        """Wait for the queued inference, time it, hand the result over, account for it."""
         tier = self._tier
         if tier is None:
             return
@@ -291,33 +302,31 @@ class Task:
             self._failed(clock())
             return
         t5 = clock()
-        for device_array, published in tier.publish:
-            np.copyto(published, device_array)
+        # Post: the hand-off of the result (the outputs stay in the backend's host arrays).
+        times = backend.stage_times_ms()
+        self.result_tier = tier.index
+        self.result_seq += 1
         t6 = clock()
         t0, t1, t2, t3, t4 = self._t0, self._t1, self._t2, self._t3, self._t4
-        times = backend.stage_times_ms()
-        hist = self.hist
-        hist["pre"].record(t1 - t0)
+        rec_pre, rec_h2d, rec_infer, rec_d2h, rec_post, rec_total, rec_enqueue, rec_e2e = self._rec
+        rec_pre(t1 - t0)
         # Device time where the backend measures it (events), else the host call times.
         device = times["h2d"]
-        hist["h2d"].record(t2 - t1 if isnan(device) else int(device * 1e6))
+        rec_h2d(t2 - t1 if isnan(device) else int(device * 1e6))
         device = times["infer"]
-        hist["infer"].record(t3 - t2 + t5 - t4 if isnan(device) else int(device * 1e6))
+        rec_infer(t3 - t2 + t5 - t4 if isnan(device) else int(device * 1e6))
         device = times["d2h"]
-        hist["d2h"].record(t4 - t3 if isnan(device) else int(device * 1e6))
-        hist["post"].record(t6 - t5)
-        hist["enqueue"].record(t4 - t1)
-        total = t6 - t0
-        hist["total"].record(total)
-        latency = total
+        rec_d2h(t4 - t3 if isnan(device) else int(device * 1e6))
+        rec_post(t6 - t5)
+        rec_enqueue(t4 - t1)
+        latency = t6 - t0
+        rec_total(latency)
         frame_time = self.source.frame_time_ns
         if frame_time:
             latency = t6 - frame_time
-            hist["e2e"].record(latency)
+            rec_e2e(latency)
         self.inferences += 1
         self.tier_counts[tier.index] += 1
-        self.result_seq += 1
-        self.result_tier = tier.index
         missed = latency > self.deadline_ns
         if missed:
             self.deadline_misses += 1
@@ -347,8 +356,9 @@ class Scheduler:
         sleep = time.sleep
         end_ns = clock() + int(duration_s * 1e9) if duration_s is not None else 0
         limit = max_inferences if max_inferences is not None else 0
-        first = tasks[0]
-        single = len(tasks) == 1
+        if len(tasks) == 1:
+            self._run_one(tasks[0], end_ns, limit)
+            return
         while not self.stop_requested:
             now = clock()
             if end_ns and now >= end_ns:
@@ -373,10 +383,34 @@ class Scheduler:
             self.current_task = -1
             self.rounds += 1
             beat()
-            if limit and (first.inferences >= limit if single else _total(tasks) >= limit):
+            if limit and _total(tasks) >= limit:
                 break
             if count == 0:
                 self._idle(tasks, clock(), sleep)
+
+    def _run_one(self, task: Task, end_ns: int, limit: int) -> None:
+        """The same loop for the common single-task case, with less bookkeeping."""
+        beat = self._beat
+        clock = time.perf_counter_ns
+        sleep = time.sleep
+        only = [task]
+        self.current_task = task.index
+        rounds = 0
+        while not self.stop_requested:
+            now = clock()
+            if end_ns and now >= end_ns:
+                break
+            ran = task.next_due_ns <= now and task.begin(now, 0)
+            if ran:
+                task.finish()
+            rounds += 1
+            beat()
+            if limit and task.inferences >= limit:
+                break
+            if not ran:
+                self._idle(only, clock(), sleep)
+        self.rounds += rounds
+        self.current_task = -1
 
     @staticmethod
     def _idle(tasks: Sequence[Task], now: int, sleep: Callable[[float], None]) -> None:

@@ -268,6 +268,8 @@ class Runner:
         for task in self.tasks:
             with contextlib.suppress(Exception):
                 task.source.stop()
+            for tier in task.tiers:
+                tier.freeze()
         for name, backend in self.backends.items():
             try:
                 backend.deactivate()
