@@ -3,6 +3,7 @@
 Heavy imports (onnx, onnxruntime, tensorrt) happen inside the command.
 """
 
+
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,11 @@ from typing import Any
 
 from jetson_rt.engine.options import PRECISIONS, BuildOptions, Precision, parse_shapes
 from jetson_rt.errors import ConfigError
+
+_DESCRIPTION = (
+    "Build a TensorRT engine (on the device that will run it) or an ONNX Runtime-optimised "
+    "model from an ONNX model, and write a manifest beside it."
+)
 
 _EPILOG = """\
 examples:
@@ -31,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "build-engine",
         help="build a TensorRT engine or an ONNX Runtime model from ONNX, with a manifest",
-        description=__doc__.splitlines()[0],
+        description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
