@@ -212,7 +212,7 @@ def main() -> int:
     parser.add_argument("--model", choices=("tiny", "medium", "both"), default="both")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    import onnx_models  # tests/onnx_models.py
+    import onnx_models  # type: ignore[import-not-found]  # tests/onnx_models.py
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
