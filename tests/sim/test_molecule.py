@@ -1,4 +1,4 @@
-"""The molecule scenario runs on the simulated fleet: create, converge, idempotence, check, verify."""
+"""The molecule scenario runs on the simulated fleet, from create to destroy."""
 
 from __future__ import annotations
 
