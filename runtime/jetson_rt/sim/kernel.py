@@ -283,9 +283,13 @@ class SimKernel:
             state.writeback_mask = list(range(hw.CPUS))
             state.sysctl = {name: spec[0] for name, spec in hw.SYSCTLS.items()}
             state.swaps = []
-            state.boot_log.append(record.log_line(state.boots))
+            line = record.log_line(state.boots)
+            state.boot_log.append(line)
             del state.boot_log[:-50]
             self.save()
+            if self.state_file is not None:
+                with (self.state_file.parent / "boot.log").open("a") as log:
+                    log.write(line + "\n")
 
     # --- IRQ accounting -------------------------------------------------------------
 
