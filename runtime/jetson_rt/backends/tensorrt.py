@@ -259,10 +259,14 @@ class TensorRTBackend(BackendLifecycle):
 
     def _allocate_and_bind(self, trt: Any) -> None:
         engine, context = self._engine, self._context
-        size = int(engine.device_memory_size_v2)
+        # device_memory_size_v2 and set_device_memory arrived in TensorRT 10.1.
+        size = int(getattr(engine, "device_memory_size_v2", None) or engine.device_memory_size)
         self._context_memory = DeviceBuffer(size)
         if size:
-            context.set_device_memory(self._context_memory.ptr, size)
+            if hasattr(context, "set_device_memory"):
+                context.set_device_memory(self._context_memory.ptr, size)
+            else:
+                context.device_memory = self._context_memory.ptr
         for spec in (*self._inputs, *self._outputs):
             pinned = PinnedBuffer(spec.shape, spec.dtype)
             self._pinned[spec.name] = pinned

@@ -80,7 +80,6 @@ def calibration_fingerprint(options: BuildOptions) -> str | None:
 def host_identity(root: str = "/") -> dict[str, JsonScalar]:
     ident = identity(root)
     return {
-        "jetson_rt": __version__,
         "l4t_release": ident.l4t.release if ident.l4t else None,
         "device_model": ident.model,
         "module": ident.module,
@@ -157,6 +156,7 @@ def build(options: BuildOptions, *, if_changed: bool = False, root: str = "/") -
         build_seconds=seconds,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extras=extras,
+        built_by=f"jetson-rt {__version__}",
     )
     written = manifest.write(options.output)
     logger.info("built %s in %.1f s (sha256 %s)", options.output, seconds, artifact_sha256[:16])

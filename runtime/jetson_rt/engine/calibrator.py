@@ -51,6 +51,7 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
         self.cache = cache
         self.batch_size = batch_size
         self._next = 0
+        self.error: ConfigError | None = None
         self._stream: Stream | None = None
         self._host: PinnedBuffer | None = None
         self._device: DeviceBuffer | None = None
@@ -72,12 +73,18 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
 
     # TensorRT ends calibration when get_batch returns None.
     def get_batch(self, names: list[str]) -> list[int] | None:
-        if self._next + self.batch_size > len(self.samples):
+        if self.error is not None or self._next + self.batch_size > len(self.samples):
             return None
         stream, host, device = self._buffers()
-        for slot in range(self.batch_size):
-            path = self.samples[self._next + slot]
-            host.array[slot] = self._load(path)
+        try:
+            for slot in range(self.batch_size):
+                path = self.samples[self._next + slot]
+                host.array[slot] = self._load(path)
+        except ConfigError as exc:
+            # An exception raised into TensorRT becomes a generic build failure;
+            # keep ours and end calibration, the builder re-raises it.
+            self.error = exc
+            return None
         self._next += self.batch_size
         copy_host_to_device_async(device, host, stream)
         stream.synchronize()
@@ -107,7 +114,7 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
         return None
 
     def write_calibration_cache(self, cache: Any) -> None:
-        if self.cache is not None:
+        if self.cache is not None and self.error is None:
             atomic_write_bytes(self.cache, memoryview(cache))
             logger.info("wrote calibration cache %s", self.cache)
 

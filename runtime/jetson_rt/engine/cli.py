@@ -3,7 +3,6 @@
 Heavy imports (onnx, onnxruntime, tensorrt) happen inside the command.
 """
 
-
 from __future__ import annotations
 
 import argparse

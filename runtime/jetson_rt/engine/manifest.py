@@ -50,6 +50,9 @@ class Manifest:
     build_seconds: float
     built_at: str
     schema: int = SCHEMA_VERSION
+    # The jetson-rt version that built it: recorded, not compared (a jetson-rt
+    # upgrade alone does not change an engine).
+    built_by: str = ""
     # Side files written with the artifact (layer report, calibration cache).
     extras: dict[str, str] = field(default_factory=dict)
 

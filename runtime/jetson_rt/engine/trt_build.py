@@ -221,6 +221,8 @@ def build_tensorrt(options: BuildOptions) -> dict[str, str]:
     finally:
         if calibrator is not None:
             calibrator.close()
+    if calibrator is not None and calibrator.error is not None:
+        raise calibrator.error
     if serialized is None:
         raise EngineError(
             f"TensorRT could not build an engine from {options.model.name} with "

@@ -213,12 +213,19 @@ def test_calibration_sample_of_the_wrong_shape_is_refused(
     fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
 ) -> None:
     samples = write_samples(tmp_path / "calib", 2, (3, 8, 8))
+    cache = tmp_path / "x.calib"
+    options = trt_options(
+        models["mlp"].path,
+        tmp_path / "x.engine",
+        precision="int8",
+        calib_dir=samples,
+        calib_cache=cache,
+    )
     with pytest.raises(ConfigError, match=r"has shape \[3, 8, 8\].*takes \[64\]"):
-        build(
-            trt_options(
-                models["mlp"].path, tmp_path / "x.engine", precision="int8", calib_dir=samples
-            )
-        )
+        build(options)
+    # No cache from a failed calibration, or the next build would reuse bad scales.
+    assert not cache.exists()
+    assert not (tmp_path / "x.engine").exists()
 
 
 def test_calibration_frees_its_buffers(
