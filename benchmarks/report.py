@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,27 +31,28 @@ PARSE_TARGET_S = 0.010
 REPORT_TARGET_S = 2.0
 
 
-def _histogram(rng: np.random.Generator, cycles: int, spiky: bool) -> tuple[dict[str, int], int]:
-    """Bulk around 5-8 us, an exponential tail to tens of us, rare spikes; overflow count."""
+def _histogram(rng: np.random.Generator, cycles: int, spiky: bool) -> dict[str, int]:
+    """Bulk around 5-8 us, an exponential tail to tens of us, rare spikes up to hundreds."""
     buckets = np.arange(HISTOGRAM_US)
     body = np.exp(-0.5 * ((np.log(np.maximum(buckets, 1)) - np.log(6.0)) / 0.25) ** 2)
     tail = 1e-3 * np.exp(-buckets / rng.uniform(8.0, 14.0)) + 1e-8 * np.exp(-buckets / 60.0)
     weights = body + tail
     weights[:2] = 0.0
-    counts = rng.multinomial(cycles, weights / weights.sum())
+    spikes = int(rng.integers(150, 260))
+    counts = rng.multinomial(cycles - spikes, weights / weights.sum())
     # Sparse far tail of single wake-ups: a few hundred non-empty buckets in all, as a
     # loaded hour on a tuned node shows.
-    far = rng.integers(60, 380 if spiky else 250, size=rng.integers(150, 260))
+    far = rng.integers(20, 390 if spiky else rng.integers(200, 300), size=spikes)
     np.add.at(counts, far, 1)
-    overflows = int(rng.integers(1, 4)) if spiky else 0
     nonzero = np.flatnonzero(counts)
-    return {str(int(b)): int(counts[b]) for b in nonzero}, overflows
+    return {str(int(b)): int(counts[b]) for b in nonzero}
 
 
 def _cyclictest(rng: np.random.Generator, cpus: int, spiky: bool) -> dict[str, Any]:
     threads = {}
     for cpu in range(cpus):
-        histogram, overflows = _histogram(rng, CYCLES_PER_CPU, spiky and cpu == cpus - 1)
+        overflows = int(rng.integers(1, 4)) if spiky and cpu == cpus - 1 else 0
+        histogram = _histogram(rng, CYCLES_PER_CPU - overflows, spiky and cpu == cpus - 1)
         keys = [int(k) for k in histogram]
         total = sum(histogram.values())
         mean = sum(int(k) * v for k, v in histogram.items()) / total
@@ -108,7 +110,8 @@ def generate(root: Path, hosts: int, cpus: int, seed: int = 7) -> Path:
         "started_at": "2026-11-26T06:00:00Z",
         "finished_at": "2026-11-26T07:02:00Z",
         "profile": "acceptance",
-        "gates": {"orin_nano": {"max_us": 200, "p99_9_us": 40, "max_overflows": 5}},
+        # Loose enough for an hour under stress-ng on every core; spiky hosts overflow.
+        "gates": {"orin_nano": {"max_us": 350, "p99_9_us": 40, "max_overflows": 0}},
         "hosts": {name: ["orin_nano", f"line_{i % 3}"] for i, name in enumerate(names)},
     }
     root.mkdir(parents=True, exist_ok=True)
@@ -147,18 +150,28 @@ def time_parse(path: Path, repeat: int = 50) -> float:
     return statistics.median(samples)
 
 
-def time_report_in_fresh_process(run_dir: Path, out_dir: Path) -> tuple[float, float]:
-    """(cold, warm) seconds of build_report in a new interpreter."""
+def time_report_in_fresh_process(run_dir: Path, out_dir: Path) -> tuple[float, float, float]:
+    """(cold wall, warm wall, cold CPU) seconds of build_report in a new interpreter.
+
+    CPU time counts the forked plot workers too; unlike wall time it barely
+    moves when other work shares the machine.
+    """
     code = (
-        "import sys, time\n"
+        "import resource, sys, time\n"
         "from pathlib import Path\n"
+        "def cpu():\n"
+        "    s, c = (resource.getrusage(w) for w in "
+        "(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+        "    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime\n"
+        "c = cpu()\n"
         "t = time.perf_counter()\n"
         "from jetson_rt.report.build import build_report\n"
         "build_report(Path(sys.argv[1]), Path(sys.argv[2]))\n"
         "cold = time.perf_counter() - t\n"
+        "cold_cpu = cpu() - c\n"
         "t = time.perf_counter()\n"
         "build_report(Path(sys.argv[1]), Path(sys.argv[2]))\n"
-        "print(cold, time.perf_counter() - t)\n"
+        "print(cold, time.perf_counter() - t, cold_cpu)\n"
     )
     output = subprocess.run(
         [sys.executable, "-c", code, str(run_dir), str(out_dir)],
@@ -166,13 +179,14 @@ def time_report_in_fresh_process(run_dir: Path, out_dir: Path) -> tuple[float, f
         capture_output=True,
         text=True,
     ).stdout.split()
-    return float(output[0]), float(output[1])
+    return float(output[0]), float(output[1]), float(output[2])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--cpus", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=3, help="fresh processes to time")
     parser.add_argument("--keep", type=Path, help="write the RUN_DIR and report here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -180,7 +194,15 @@ def main() -> int:
         run_dir = generate(base / "run", args.hosts, args.cpus)
         sample = run_dir / "hosts" / "orin-01" / "cyclictest.json"
         parse_s = time_parse(sample)
-        cold_s, warm_s = time_report_in_fresh_process(run_dir, base / "report")
+        timings = [
+            time_report_in_fresh_process(run_dir, base / "report") for _ in range(args.repeat)
+        ]
+        # The minimum is the figure least disturbed by other load on the machine.
+        cold_s = min(t[0] for t in timings)
+        warm_s = min(t[1] for t in timings)
+        cold_median = statistics.median(t[0] for t in timings)
+        cold_cpu = min(t[2] for t in timings)
+        warm_median = statistics.median(t[1] for t in timings)
         html_mb = (base / "report" / "report.html").stat().st_size / 1e6
         sample_kb = sample.stat().st_size / 1e3
         buckets = json.loads(sample.read_text())["thread"]["0"]["histogram"]
@@ -189,8 +211,13 @@ def main() -> int:
     print(
         f"parse one cyclictest.json: {parse_s * 1e3:.2f} ms (target < {PARSE_TARGET_S * 1e3:g} ms)"
     )
-    print(f"full report, fresh process (imports included): {cold_s:.2f} s")
-    print(f"full report, warm: {warm_s:.2f} s (target < {REPORT_TARGET_S:g} s)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"full report, fresh process (imports included): min {cold_s:.2f} s, "
+        f"median {cold_median:.2f} s of {args.repeat} (target < {REPORT_TARGET_S:g} s)"
+    )
+    print(f"full report, warm: min {warm_s:.2f} s, median {warm_median:.2f} s")
+    print(f"full report, fresh process: {cold_cpu:.2f} CPU-seconds (all processes)")
     print(f"report.html: {html_mb:.1f} MB")
     ok = parse_s < PARSE_TARGET_S and cold_s < REPORT_TARGET_S
     print("targets met" if ok else "TARGETS MISSED")

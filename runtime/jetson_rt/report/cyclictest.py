@@ -549,7 +549,10 @@ def _text_thread(
     if total is None:
         total = int(counts.sum())
     cycles: int | None = line.get("C") if line else None
+    counted = cycles is not None or has_histogram
     if cycles is None:
+        # Without "C:" or a histogram (the guide's short form) the count is unknown:
+        # 0, with the line's statistics kept.
         cycles = total + (overflows or 0)
 
     def pick(line_key: str, summary_key: str) -> float | None:
@@ -558,16 +561,17 @@ def _text_thread(
             value = line.get(line_key)
         return None if value is None else float(value)
 
+    empty = counted and cycles == 0
     min_us = pick("Min", "Min Latencies")
-    if cycles == 0 or (min_us is not None and min_us >= _UNSET_MIN):
+    if empty or (min_us is not None and min_us >= _UNSET_MIN):
         min_us = None
     return ThreadLatency(
         index=index,
         cpu=None,
         cycles=cycles,
         min_us=min_us,
-        avg_us=None if cycles == 0 else pick("Avg", "Avg Latencies"),
-        max_us=None if cycles == 0 else pick("Max", "Max Latencies"),
+        avg_us=None if empty else pick("Avg", "Avg Latencies"),
+        max_us=None if empty else pick("Max", "Max Latencies"),
         buckets=buckets,
         counts=counts,
         overflows=overflows if has_histogram else None,

@@ -124,8 +124,11 @@ def _judge_state(record: HostRecord, verdicts: list[HostVerdict], reasons: list[
         reasons.extend(record.problems)
     elif record.state != "ok":
         reasons.extend(record.problems)
-        # Only the optional runner file being bad leaves the host judgeable.
-        judgeable = record.checks is not None and record.cyclictest is not None
+        # Judgeable if what is bad was optional (runner figures) or had a fallback
+        # (cyclictest.txt beside a corrupt cyclictest.json).
+        judgeable = (
+            record.host_file_read and record.checks is not None and record.cyclictest is not None
+        )
         verdicts.append("warn" if judgeable else "error")
 
 
@@ -160,7 +163,7 @@ def _judge_latency(
         elif result.status == "unknown":
             verdicts.append("error")
             reasons.append(f"{result.title.lower()} not decided: {result.detail}")
-    if summary.cycles == 0:
+    if summary.cycles == 0 and summary.max_us is None:
         verdicts.append("error")
         reasons.append("cyclictest recorded no cycles")
     if latency.return_code:

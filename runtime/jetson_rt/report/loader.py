@@ -291,7 +291,7 @@ def _load_runner(host: HostRecord, directory: Path) -> None:
     # Owned by the runner's stats writer; read only what the report shows.
     path = directory / RUNNER_FILE
     if not path.exists():
-        return
+        raise _FileError(f"{RUNNER_FILE} missing", missing=True)
     raw = _read_json(path)
     if not isinstance(raw, Mapping):
         raise _FileError(f"{RUNNER_FILE} is not a JSON object", missing=False)
@@ -337,9 +337,12 @@ def load_host(directory: Path, name: str, groups: tuple[str, ...] = ()) -> HostR
         try:
             step(host, directory)
             found_any = True
+            if label == HOST_FILE:
+                host.host_file_read = True
         except _FileError as exc:
             if exc.missing:
-                missing.append(str(exc))
+                if label != RUNNER_FILE:  # optional: only runner-enabled runs write it
+                    missing.append(str(exc))
             else:
                 found_any = True
                 host.add_problem("corrupt", str(exc))

@@ -99,6 +99,7 @@ class HostRecord:
     cyclictest: CyclictestResult | None = None
     cyclictest_file: str | None = None
     runner: RunnerStats | None = None
+    host_file_read: bool = False
     problems: list[str] = field(default_factory=list)
     problem_states: list[HostState] = field(default_factory=list)
 

@@ -213,8 +213,8 @@ class _HistogramFigure:
     def __init__(self, figure_class: type[Figure]) -> None:
         from matplotlib.ticker import MaxNLocator
 
-        self.figure = figure_class(figsize=(7.6, 2.7))
-        self.figure.subplots_adjust(left=0.075, right=0.985, top=0.9, bottom=0.16)
+        self.figure = figure_class(figsize=(10.5, 2.9))
+        self.figure.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.15)
         self.axes: Axes = self.figure.add_subplot()
         axes = self.axes
         axes.set_yscale("log")
@@ -289,16 +289,18 @@ class _HistogramFigure:
         per_row = count if count <= 6 else (count + 1) // 2
         for i, label in enumerate(self.labels[:count]):
             row, column = divmod(i, per_row)
-            label.set_position((0.075 + column * 0.91 / max(per_row, 1), 0.965 - row * 0.04))
+            label.set_position((0.06 + column * 0.93 / max(per_row, 1), 0.96 - row * 0.04))
 
 
 def _render_fleet_max(report: FleetReport, figure_class: type[Figure]) -> str:
     """Worst latency per host, on a log axis, coloured by verdict; previous run as rings."""
     hosts = [h for h in report.hosts if h.summary is not None and h.summary.max_us is not None]
-    width = min(max(6.0, 0.16 * len(hosts) + 1.5), 12.0)
-    figure = figure_class(figsize=(width, 2.9))
-    figure.subplots_adjust(left=0.07, right=0.99, top=0.93, bottom=0.34)
+    longest = max((len(h.name) for h in hosts), default=8)
+    figure = figure_class(figsize=(11.0, 2.6 + 0.055 * longest))
+    # Room for the rotated host names, which grow downwards.
+    figure.subplots_adjust(left=0.065, right=0.99, top=0.95, bottom=min(0.5, 0.1 + 0.02 * longest))
     axes = figure.add_subplot()
+    axes.set_axisbelow(True)
     positions = np.arange(len(hosts))
     values = np.array([h.summary.max_us if h.summary else 0.0 for h in hosts], dtype=float)
     colours = [VERDICT_COLOURS[h.verdict] for h in hosts]
@@ -325,15 +327,23 @@ def _render_fleet_max(report: FleetReport, figure_class: type[Figure]) -> str:
         axes.axhline(limit, color="#c62828", linestyle=(0, (4, 3)), linewidth=0.8)
         axes.annotate(
             f"gate {limit:g} us",
-            xy=(0.0, limit),
+            xy=(1.0, limit),
             xycoords=("axes fraction", "data"),
-            xytext=(2, 2),
+            xytext=(-2, 2),
+            ha="right",
             textcoords="offset points",
             color="#c62828",
             fontsize=7.5,
         )
-    axes.set_yscale("log")
-    _plain_log_axis(axes.yaxis)
+    top = max([float(values.max()) if values.size else 1.0, *limits])
+    low = float(values[values > 0].min()) if (values > 0).any() else 1.0
+    if top / low > 20:
+        # Simulated hosts in ms next to hardware in us: only a log axis shows both.
+        axes.set_yscale("log")
+        _plain_log_axis(axes.yaxis)
+        axes.set_ylim(top=top * 4.0)
+    else:
+        axes.set_ylim(0, top * 1.15)
     axes.set_ylabel("Max latency (us)")
     axes.set_xticks(positions)
     axes.set_xticklabels([h.name for h in hosts], rotation=60, ha="right", fontsize=7)

@@ -1,0 +1,111 @@
+"""The page as a browser renders it, and the plots behind it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.unit.report.runs import RunBuilder
+
+from jetson_rt.report.build import build_report
+from jetson_rt.report.evaluate import judge_run
+from jetson_rt.report.loader import load_run
+from jetson_rt.report.plots import render_plots
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium() -> str | None:
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def run_chromium(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *arguments,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+def test_page_renders_in_headless_chromium(mixed_run: RunBuilder, tmp_path: Path) -> None:
+    binary = chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    outputs = build_report(mixed_run.root, tmp_path / "out")
+    url = outputs.html.resolve().as_uri()
+
+    dom = run_chromium(binary, tmp_path / "profile-dom", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # The parsed DOM, not the file: inline SVG survived the HTML parser as elements.
+    assert len(re.findall(r"<svg\b[^>]*class=\"plot\"", dom.stdout)) == 6
+    assert dom.stdout.count("<path") > 50
+    assert 'id="host-orin-04"' in dom.stdout
+    assert re.search(r'<div class="word">\s*FAIL\s*</div>', dom.stdout)
+
+    screenshot = tmp_path / "report.png"
+    shot = run_chromium(
+        binary,
+        tmp_path / "profile-shot",
+        f"--screenshot={screenshot}",
+        "--window-size=1280,2000",
+        "--hide-scrollbars",
+        url,
+    )
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert screenshot.is_file()
+    assert png_size(screenshot) == (1280, 2000)
+    # A blank page compresses to a few kB; the rendered report does not.
+    assert screenshot.stat().st_size > 60_000
+
+
+def test_forked_and_in_process_plots_are_identical(mixed_run: RunBuilder) -> None:
+    report = judge_run(load_run(mixed_run.root))
+    here = render_plots(report, workers=1)
+    forked = render_plots(report, workers=2)
+    assert here.hosts.keys() == forked.hosts.keys()
+    assert here.hosts == forked.hosts
+    assert here.fleet_max == forked.fleet_max
+
+
+def test_plots_are_svg_with_prefixed_ids(mixed_run: RunBuilder) -> None:
+    report = judge_run(load_run(mixed_run.root))
+    plots = render_plots(report, workers=1)
+    assert sorted(plots.hosts) == ["orin-01", "orin-02", "orin-03", "orin-06", "sim-01"]
+    for number, (name, svg) in enumerate(sorted(plots.hosts.items())):
+        assert svg.startswith("<svg"), name
+        assert "<?xml" not in svg
+        ids = re.findall(r'\bid="([^"]+)"', svg)
+        prefixes = {i.split("-", 1)[0] for i in ids}
+        assert len(prefixes) == 1, (number, prefixes)
+        # Log axis labels stay text, not mathtext glyph paths.
+        assert "<text" in svg
+    assert plots.fleet_max is not None and 'id="fleet-' in plots.fleet_max
