@@ -50,9 +50,30 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield fake
 
 
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.gpu)])
+def cuda_runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The CUDA runtime under test: the FAKE host-memory one, or the real GPU.
+
+    Returns the fake (whose ``live()`` counts what is allocated) or ``None``
+    for the real runtime, which is skipped without cuda-python or a GPU.
+    """
+    if request.param == "fake":
+        from jetson_rt.cuda import api
+
+        fake = trt_fakes.FakeCudart()
+        monkeypatch.setattr(api, "_cudart", fake)
+        return fake
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
+    from jetson_rt.cuda import device_count
+
+    if device_count() == 0:
+        pytest.skip("no CUDA device")
+    return None
+
+
 @pytest.fixture
-def fake_trt(monkeypatch: pytest.MonkeyPatch, fake_cuda: Any) -> Iterator[Any]:
-    """FAKE ``tensorrt`` (no DLA, as Orin Nano) over the fake CUDA runtime."""
+def fake_trt(monkeypatch: pytest.MonkeyPatch, cuda_runtime: Any) -> Iterator[Any]:
+    """FAKE ``tensorrt`` (no DLA, as Orin Nano) over the fake or the real CUDA runtime."""
     module = trt_fakes.install_fake_tensorrt(monkeypatch)
     yield module
     for name in trt_fakes.TRT_BOUND_MODULES:
