@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from jetson_rt_trt_fakes import install_fake_tensorrt
 
+from jetson_rt.cuda import device_info
 from jetson_rt.engine.build import build
 from jetson_rt.engine.manifest import load_manifest
 from jetson_rt.engine.options import BuildOptions
@@ -64,8 +65,10 @@ def test_fp16_build_writes_engine_manifest_report_and_timing_cache(
     manifest = load_manifest(engine)
     assert manifest is not None
     assert manifest.platform["tensorrt"] == "10.3.0.fake"
-    assert manifest.platform["gpu"] == "Fake Orin (ga10b)"
-    assert manifest.platform["compute_capability"] == "8.7"
+    gpu = device_info(0)  # the fake's "Fake Orin (ga10b)" 8.7, or the real GPU
+    assert manifest.platform["gpu"] == gpu.name
+    assert manifest.platform["compute_capability"] == "{}.{}".format(*gpu.compute_capability)
+    assert manifest.platform["cuda_runtime"] == gpu.runtime_version
     assert manifest.build_flags["precision"] == "fp16"
     assert manifest.build_flags["dla_core"] is None
     report = engine.with_name(engine.name + LAYER_REPORT_SUFFIX)
