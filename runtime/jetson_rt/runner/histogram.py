@@ -110,6 +110,30 @@ class LatencyHistogram:
                 return max(self.min_ns, min(bound, self.max_ns))
         return self.max_ns
 
+    def estimate_ns(self, pct: float) -> float:
+        """The ``pct`` percentile interpolated inside its bucket (log-uniform), for comparisons.
+
+        :meth:`percentile_ns` is conservative (a bucket's upper bound, up to one
+        bucket width high); this estimate is unbiased for smooth distributions,
+        so ratios of two histograms are not quantised to whole buckets.
+        """
+        counts = self.counts()
+        total = sum(counts)
+        if total == 0:
+            return 0.0
+        rank = total * pct / 100.0
+        seen = 0
+        for index, value in enumerate(counts):
+            if value and seen + value >= rank:
+                if index == 0 or index >= len(BOUNDS_NS):
+                    return float(self.percentile_ns(pct, counts))
+                low, high = BOUNDS_NS[index - 1], BOUNDS_NS[index]
+                fraction = (rank - seen) / value
+                estimate = float(low * (high / low) ** fraction)
+                return max(float(self.min_ns), min(estimate, float(self.max_ns)))
+            seen += value
+        return float(self.max_ns)
+
     def summary_ms(self) -> dict[str, float | int]:
         """count, min, mean, percentiles and max, in milliseconds (JSON-ready)."""
         counts = self.counts()

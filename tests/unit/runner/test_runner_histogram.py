@@ -112,3 +112,17 @@ def test_record_leaves_no_allocation_behind() -> None:
     diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "filename")
     growth = sum(stat.size_diff for stat in diff)
     assert growth <= 0, [str(stat) for stat in diff[:5]]
+
+
+def test_interpolated_estimate_is_close_to_the_exact_percentile() -> None:
+    rng = np.random.default_rng(5)
+    samples = rng.normal(50_000, 3_000, size=50_000).astype(np.int64)
+    hist = LatencyHistogram()
+    for value in samples.tolist():
+        hist.record(value)
+    ordered = np.sort(samples)
+    for pct in (10.0, 50.0, 90.0, 99.0):
+        exact = float(ordered[math.ceil(samples.size * pct / 100) - 1])
+        # Well inside one bucket width (2.3 %), unlike the conservative upper bound.
+        assert abs(hist.estimate_ns(pct) - exact) / exact < 0.004, pct
+    assert LatencyHistogram().estimate_ns(50) == 0.0
