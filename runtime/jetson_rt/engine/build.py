@@ -87,7 +87,14 @@ def host_identity(root: str = "/") -> dict[str, JsonScalar]:
     }
 
 
+# Build-host facts recorded in the manifest's ``environment`` but not compared by
+# --if-changed: they do not change the artifact (TensorRT, the GPU and the L4T
+# release do, and are compared).
+RECORDED_ONLY = frozenset({"cuda_runtime", "cuda_driver", "integrated_gpu", "onnx"})
+
+
 def platform_fields(backend: str, root: str = "/") -> dict[str, JsonScalar]:
+    """Every platform fact of a build for ``backend`` on this host."""
     fields = host_identity(root)
     if backend == "onnxruntime":
         from jetson_rt.engine.ort_build import onnxruntime_platform
@@ -107,7 +114,9 @@ def build(options: BuildOptions, *, if_changed: bool = False, root: str = "/") -
         raise ConfigError(f"model {options.model} does not exist")
     source_sha256 = sha256_file(options.model)
     flags = options.build_flags(calibration_fingerprint(options))
-    platform = platform_fields(options.backend, root)
+    facts = platform_fields(options.backend, root)
+    platform = {key: value for key, value in facts.items() if key not in RECORDED_ONLY}
+    environment = {key: value for key, value in facts.items() if key in RECORDED_ONLY}
 
     if if_changed:
         reasons = rebuild_reasons(
@@ -156,6 +165,7 @@ def build(options: BuildOptions, *, if_changed: bool = False, root: str = "/") -
         build_seconds=seconds,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extras=extras,
+        environment=environment,
         built_by=f"jetson-rt {__version__}",
     )
     written = manifest.write(options.output)

@@ -50,8 +50,10 @@ class Manifest:
     build_seconds: float
     built_at: str
     schema: int = SCHEMA_VERSION
-    # The jetson-rt version that built it: recorded, not compared (a jetson-rt
-    # upgrade alone does not change an engine).
+    # Recorded, not compared: facts of the build host that do not change the
+    # artifact (CUDA runtime and driver versions, ...), and the jetson-rt
+    # version that built it (an upgrade alone must not rebuild every engine).
+    environment: dict[str, JsonScalar] = field(default_factory=dict)
     built_by: str = ""
     # Side files written with the artifact (layer report, calibration cache).
     extras: dict[str, str] = field(default_factory=dict)

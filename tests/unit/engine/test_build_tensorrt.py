@@ -68,7 +68,9 @@ def test_fp16_build_writes_engine_manifest_report_and_timing_cache(
     gpu = device_info(0)  # the fake's "Fake Orin (ga10b)" 8.7, or the real GPU
     assert manifest.platform["gpu"] == gpu.name
     assert manifest.platform["compute_capability"] == "{}.{}".format(*gpu.compute_capability)
-    assert manifest.platform["cuda_runtime"] == gpu.runtime_version
+    assert manifest.environment["cuda_runtime"] == gpu.runtime_version
+    assert "cuda_runtime" not in manifest.platform  # recorded, not a rebuild trigger
+    assert manifest.built_by.startswith("jetson-rt ")
     assert manifest.build_flags["precision"] == "fp16"
     assert manifest.build_flags["dla_core"] is None
     report = engine.with_name(engine.name + LAYER_REPORT_SUFFIX)
