@@ -353,12 +353,12 @@ def load_host(directory: Path, name: str, groups: tuple[str, ...] = ()) -> HostR
     if missing:
         if not found_any:
             host.add_problem("missing", "no results were fetched for this host")
-        elif host.state not in ("unreachable", "failed"):
-            host.add_problem("incomplete", "; ".join(missing) + " (did the run stop early?)")
-        else:
-            # Unreachable or failed hosts are expected to lack results: say so once.
+        elif host.state == "failed":
+            # Which results a failed run left behind is worth knowing.
             host.problems.append("; ".join(missing))
             host.problem_states.append(host.state)
+        elif host.state != "unreachable":  # an unreachable host has no results to miss
+            host.add_problem("incomplete", "; ".join(missing) + " (did the run stop early?)")
     return host
 
 

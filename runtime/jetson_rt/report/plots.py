@@ -15,12 +15,14 @@ import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jetson_rt.log import logger
 from jetson_rt.report.cyclictest import CyclictestResult
 from jetson_rt.report.evaluate import FleetReport, HostReport
 
@@ -123,7 +125,14 @@ def render_plots(report: FleetReport, workers: int | None = None) -> Plots:
         from matplotlib.figure import Figure
 
         jobs = _worker_count(workers, len(todo))
-        svgs = _render_forked(report, todo, jobs) if jobs > 1 else _render_hosts(report, todo)
+        svgs: list[str] | None = None
+        if jobs > 1:
+            try:
+                svgs = _render_forked(report, todo, jobs)
+            except (BrokenProcessPool, OSError) as exc:
+                logger.warning("plot workers failed (%s); drawing in this process", exc)
+        if svgs is None:
+            svgs = _render_hosts(report, todo)
         fleet = _render_fleet_max(report, Figure) if report.max_us is not None else None
     return Plots(
         hosts={report.hosts[n].name: svg for n, svg in zip(todo, svgs, strict=True)},
@@ -221,6 +230,10 @@ class _HistogramFigure:
         _plain_log_axis(axes.yaxis)
         axes.set_xlabel("Latency (us)", labelpad=2)
         axes.set_ylabel("Samples", labelpad=2)
+        # Fixed label positions: matplotlib otherwise measures every tick label's box
+        # on each draw to place them.
+        axes.xaxis.set_label_coords(0.5, -0.11)
+        axes.yaxis.set_label_coords(-0.045, 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True, steps=[1, 2, 5, 10]))
         axes.grid(True, which="major", axis="y")
         self.lines: list[Any] = []

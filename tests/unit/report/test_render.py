@@ -6,6 +6,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,60 @@ def test_plots_are_svg_with_prefixed_ids(mixed_run: RunBuilder) -> None:
         # Log axis labels stay text, not mathtext glyph paths.
         assert "<text" in svg
     assert plots.fleet_max is not None and 'id="fleet-' in plots.fleet_max
+
+
+def test_reading_and_judging_need_neither_matplotlib_nor_jinja2(mixed_run: RunBuilder) -> None:
+    # The CLI must load on a Jetson without the controller extra; rendering is lazy.
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None\n"
+        "sys.modules['jinja2'] = None\n"
+        "import argparse\n"
+        "from pathlib import Path\n"
+        "from jetson_rt.report import cli\n"
+        "from jetson_rt.report.evaluate import judge_run\n"
+        "from jetson_rt.report.junit import build_junit\n"
+        "from jetson_rt.report.loader import load_run\n"
+        "from jetson_rt.report.report_json import build_report_dict\n"
+        "cli.register(argparse.ArgumentParser().add_subparsers())\n"
+        "report = judge_run(load_run(Path(sys.argv[1])))\n"
+        "build_report_dict(report)\n"
+        "build_junit(report)\n"
+        "print(report.verdict)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(mixed_run.root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fail"
+
+
+def test_broken_plot_workers_fall_back_to_drawing_here(
+    mixed_run: RunBuilder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from jetson_rt.report import plots
+
+    def broken(*_args: object) -> list[str]:
+        raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(plots, "_render_forked", broken)
+    report = judge_run(load_run(mixed_run.root))
+    caplog.set_level("WARNING", logger="jetson_rt")
+    result = render_plots(report, workers=2)
+    assert len(result.hosts) == 5
+    assert "a worker died" in caplog.text
+
+
+def test_worker_count() -> None:
+    from jetson_rt.report.plots import _worker_count
+
+    assert _worker_count(1, 50) == 1
+    assert _worker_count(4, 2) == 2  # never more workers than figures
+    assert _worker_count(None, 5) == 1  # too few figures to be worth a pool
+    assert 1 <= _worker_count(None, 600) <= 8
