@@ -179,6 +179,11 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
+def _fits(value: int | None) -> bool:
+    """An int64 histogram can hold it (a corrupt file may carry any integer)."""
+    return value is not None and -(2**62) < value < 2**62
+
+
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -253,15 +258,16 @@ def _sparse_histogram(raw: Any, notes: list[str], where: str) -> tuple[IntArray,
         if not raw:
             return _EMPTY, _EMPTY
         try:
-            # Vectorised fast path: int() over the keys, numpy over the counts.
-            keys = np.fromiter(map(int, raw.keys()), dtype=np.int64, count=len(raw))
-            values = np.fromiter(raw.values(), dtype=np.int64, count=len(raw))
-            ok = np.fromiter((type(v) is int for v in raw.values()), dtype=np.bool_, count=len(raw))
-            if not ok.all():
+            # Fast path, no Python loop per bucket: numpy parses the string keys and
+            # infers one dtype for the counts, integer only if every count is one.
+            counts = np.array(list(raw.values()))
+            if counts.dtype.kind not in "iu":
                 raise ValueError("non-integer count")
+            values = counts.astype(np.int64, copy=False)
+            keys = np.array(list(raw.keys())).astype(np.int64)
         except (ValueError, TypeError, OverflowError):
             pairs = [(_as_int(k), _as_int(v)) for k, v in raw.items()]
-            good = [(k, v) for k, v in pairs if k is not None and v is not None]
+            good = [(k, v) for k, v in pairs if _fits(k) and _fits(v)]
             if len(good) != len(pairs):
                 notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
             keys = np.array([k for k, _ in good], dtype=np.int64)
@@ -271,7 +277,7 @@ def _sparse_histogram(raw: Any, notes: list[str], where: str) -> tuple[IntArray,
             pairs = [(_as_int(item[0]), _as_int(item[1])) for item in raw]
         else:
             pairs = [(i, _as_int(v)) for i, v in enumerate(raw)]
-        good = [(k, v) for k, v in pairs if k is not None and v is not None]
+        good = [(k, v) for k, v in pairs if _fits(k) and _fits(v)]
         if len(good) != len(pairs):
             notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
         keys = np.array([k for k, _ in good], dtype=np.int64)

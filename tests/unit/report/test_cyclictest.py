@@ -293,3 +293,10 @@ def test_parse_cmdline(
     assert options.histogram_limit_us == limit
     assert options.interval_us == interval
     assert options.priority == priority
+
+
+def test_absurd_counts_are_skipped_not_fatal() -> None:
+    result = parse_json('{"thread": {"0": {"histogram": {"5": 10, "6": 1' + "0" * 30 + "}}}}")
+    (thread,) = result.threads
+    assert thread.buckets.tolist() == [5]
+    assert any("unreadable bucket" in note for note in result.notes)
