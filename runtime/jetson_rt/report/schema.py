@@ -228,3 +228,96 @@ REPORT_SCHEMA: dict[str, Any] = {
         }
     ),
 }
+
+
+# ----------------------------------------------------------------------------- RUN_DIR
+# What rt_validate should write (docs/validation-report.md). The loader is more
+# lenient than these: they are the contract for writers, e.g. for a molecule
+# verify step, not a gate on reading.
+
+_GATE_IN = {
+    "type": "object",
+    "properties": {
+        "max_us": {"type": ["number", "null"], "minimum": 0},
+        "avg_us": {"type": ["number", "null"], "minimum": 0},
+        "p99_9_us": {"type": ["number", "null"], "minimum": 0},
+        "max_overflows": {"type": ["integer", "null"], "minimum": 0},
+        "exclusive": {"type": "boolean"},
+        "note": {"type": ["string", "null"]},
+    },
+    "additionalProperties": False,
+}
+
+RUN_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "rt_validate RUN_DIR/run.json",
+    "type": "object",
+    "required": ["schema_version", "run_id", "hosts"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "run_id": {"type": "string", "minLength": 1},
+        "started_at": {"type": "string"},
+        "finished_at": {"type": "string"},
+        "profile": {"type": "string"},
+        "hosts": {"type": "object", "additionalProperties": _STR_LIST},
+        "gates": {"type": "object", "additionalProperties": _GATE_IN},
+        "cyclictest": {
+            "type": "object",
+            "properties": {"cmdline": {"type": "string"}, "load": {"type": "string"}},
+        },
+        "budget": {
+            "type": "object",
+            "properties": {
+                "application": {"type": "string"},
+                "target_fps": {"type": "number", "exclusiveMinimum": 0},
+                "deadline_ms": {"type": "number", "exclusiveMinimum": 0},
+                "sla_percent": {"type": "number", "minimum": 0, "maximum": 100},
+                "stages_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+            },
+        },
+    },
+}
+
+HOST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "rt_validate RUN_DIR/hosts/<inventory_hostname>/host.json",
+    "type": "object",
+    "required": ["schema_version", "inventory_hostname", "groups", "reachable"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "inventory_hostname": {"type": "string", "minLength": 1},
+        "groups": _STR_LIST,
+        "reachable": {"type": "boolean"},
+        "error": _STR,
+        "failed_stage": {"type": "string"},
+        "facts": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        },
+    },
+}
+
+AUDIT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "rt_validate RUN_DIR/hosts/<inventory_hostname>/audit.json",
+    "type": "object",
+    "required": ["schema_version", "checks"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "checks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "title", "status"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+                    "title": {"type": "string"},
+                    "status": {"enum": ["pass", "warn", "fail", "unknown"]},
+                    "observed": {},
+                    "expected": {},
+                    "hint": _STR,
+                },
+            },
+        },
+    },
+}

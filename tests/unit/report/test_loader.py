@@ -232,3 +232,20 @@ def test_host_directory_read_errors_never_escape(tmp_path: Path) -> None:
     host = load_host(directory, "orin-01")
     assert host.state in ("incomplete", "corrupt")
     assert host.problems
+
+
+def test_builders_write_what_the_run_dir_schemas_specify(mixed_run: RunBuilder) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from jetson_rt.report.schema import AUDIT_SCHEMA, HOST_SCHEMA, RUN_SCHEMA
+
+    validator = jsonschema.Draft202012Validator
+    for schema in (RUN_SCHEMA, HOST_SCHEMA, AUDIT_SCHEMA):
+        validator.check_schema(schema)
+    validator(RUN_SCHEMA).validate(json.loads((mixed_run.root / "run.json").read_text()))
+    hosts = mixed_run.root / "hosts"
+    for path in hosts.glob("*/host.json"):
+        validator(HOST_SCHEMA).validate(json.loads(path.read_text()))
+    for path in hosts.glob("*/audit.json"):
+        validator(AUDIT_SCHEMA).validate(json.loads(path.read_text()))
+    with pytest.raises(jsonschema.ValidationError):
+        validator(AUDIT_SCHEMA).validate({"schema_version": 1, "checks": [{"id": "x"}]})
