@@ -335,6 +335,8 @@ def _json_thread(index: int, raw: Any, limit: int | None, notes: list[str]) -> T
     buckets, counts = _sparse_histogram(raw.get("histogram"), notes, where)
     in_range = int(counts.sum())
     cycles = _as_int(_first(raw, "cycles", "count", "samples"))
+    # Only a recorded zero means "no sample": then min/max/avg are placeholders.
+    no_samples = cycles == 0
     overflows: int | None = None
     if cycles is None:
         cycles = in_range
@@ -353,13 +355,14 @@ def _json_thread(index: int, raw: Any, limit: int | None, notes: list[str]) -> T
     min_us = _as_float(_first(raw, "min", "min_us"))
     max_us = _as_float(_first(raw, "max", "max_us"))
     avg_us = _as_float(_first(raw, "avg", "avg_us", "mean"))
-    if cycles == 0:
+    if no_samples:
         min_us = max_us = avg_us = None
     elif min_us is not None and min_us >= _UNSET_MIN:
         min_us = None
+    cpu = _as_int(raw.get("cpu"))
     return ThreadLatency(
         index=index,
-        cpu=_as_int(raw.get("cpu")),
+        cpu=cpu if cpu is not None and cpu >= 0 else None,  # -1: thread not pinned
         cycles=cycles,
         min_us=min_us,
         avg_us=avg_us,

@@ -300,3 +300,10 @@ def test_absurd_counts_are_skipped_not_fatal() -> None:
     (thread,) = result.threads
     assert thread.buckets.tolist() == [5]
     assert any("unreadable bucket" in note for note in result.notes)
+
+
+def test_unpinned_thread_and_max_without_cycles() -> None:
+    result = parse_json('{"thread": {"0": {"max": 41, "avg": 7.5, "cpu": -1}}}')
+    (thread,) = result.threads
+    assert thread.cpu is None and thread.label == "thread 0"
+    assert thread.max_us == 41 and thread.avg_us == 7.5  # kept: no count says "no sample"
