@@ -107,6 +107,9 @@ class RtConfig:
     # None: the kernel's isolated CPUs; empty: leave the affinity alone.
     cpus: tuple[int, ...] | None = None
     mlockall: bool = True
+    # Python hands the GIL to a waiting thread after this long; it bounds how long a
+    # background thread (stats, health, metrics) can hold up the loop.
+    switch_interval_ms: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -511,7 +514,12 @@ def _rt(node: object, errors: _Errors) -> RtConfig:
         errors.add(
             "rt.cpus", f"must be 'isolated', 'all' or a list of CPU numbers, got {raw_cpus!r}"
         )
-    config = RtConfig(priority=priority, cpus=cpus, mlockall=section.bool_("mlockall", True))
+    config = RtConfig(
+        priority=priority,
+        cpus=cpus,
+        mlockall=section.bool_("mlockall", True),
+        switch_interval_ms=section.float_("switch_interval_ms", 0.5, 0.05, 100.0),
+    )
     section.done()
     return config
 

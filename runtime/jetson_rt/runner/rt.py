@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -47,6 +48,7 @@ class RtStatus:
     affinity: RtStep = field(default_factory=lambda: RtStep(False))
     priority: int = 0
     cpus: list[int] = field(default_factory=list)
+    switch_interval_ms: float = 0.0
 
     @property
     def degraded(self) -> bool:
@@ -59,6 +61,7 @@ class RtStatus:
             "mlockall": self.mlockall.to_dict(),
             "sched_fifo": {**self.sched_fifo.to_dict(), "priority": self.priority},
             "affinity": {**self.affinity.to_dict(), "cpus": list(self.cpus)},
+            "gil_switch_interval_ms": self.switch_interval_ms,
         }
 
     def short(self) -> str:
@@ -141,6 +144,8 @@ def apply_rt(
 ) -> RtStatus:
     """mlockall, SCHED_FIFO and affinity, in that order; never raises for a denied step."""
     status = RtStatus()
+    sys.setswitchinterval(config.switch_interval_ms / 1e3)
+    status.switch_interval_ms = round(sys.getswitchinterval() * 1e3, 6)
     if config.mlockall:
         status.mlockall = lock_memory()
     if config.priority > 0:

@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ from jetson_rt.runner.sources import InputSource, create_source
 from jetson_rt.runner.stats import (
     STATS_SCHEMA_VERSION,
     StatsReporter,
+    budget_summary,
     summary_line,
     task_snapshot,
     write_atomic,
@@ -109,6 +111,7 @@ class Runner:
         self.reporter: StatsReporter | None = None
         self._final_written = False
         self._stopped = False
+        self._switch_interval: float | None = None
 
     # --- startup ----------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class Runner:
         )
         self.reporter.start()
         self.watchdog.start()
+        self._switch_interval = sys.getswitchinterval()
         self.rt = apply_rt(self.config.rt, lambda: platform.isolated_cpus(self._root))
         self.state = "running"
         self.write_stats()
@@ -260,6 +264,8 @@ class Runner:
             self.write_stats(final=True)
             self._final_written = True
         self._release()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
         if self._owns_notifier:
             self.notifier.close()
         logger.info("runner stopped: %s", self.summary())
@@ -358,6 +364,9 @@ class Runner:
     def snapshot(self, *, final: bool = False) -> dict[str, object]:
         now_ns = time.perf_counter_ns()
         uptime = (time.monotonic_ns() - self._started_ns) / 1e9 if self._started_ns else 0.0
+        # Appendix B summary of the highest-priority task, where the report looks for it.
+        primary = max(self.tasks, key=lambda task: task.priority) if self.tasks else None
+        budget = budget_summary(primary) if primary is not None else {"stages": {}}
         return {
             "schema_version": STATS_SCHEMA_VERSION,
             "runner_version": __version__,
@@ -379,6 +388,7 @@ class Runner:
             "health": self.health.latest.to_dict(),
             "metrics": self.metrics.describe(),
             "events_lost": self.events.lost,
+            **budget,
             "tasks": {task.name: task_snapshot(task, now_ns) for task in self.tasks},
         }
 

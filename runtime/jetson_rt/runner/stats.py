@@ -108,6 +108,44 @@ def task_snapshot(task: Task, now_ns: int) -> dict[str, object]:
     }
 
 
+# Runner stage -> Appendix B row name the validation report matches.
+BUDGET_STAGES = (
+    ("pre", "preprocess"),
+    ("h2d", "h2d"),
+    ("infer", "infer"),
+    ("d2h", "d2h"),
+    ("post", "postprocess"),
+    ("total", "total"),
+)
+
+
+def budget_summary(task: Task) -> dict[str, object]:
+    """The guide's Appendix B figures of one task, in the validation report's layout.
+
+    ``stages`` maps a row name to p50/p99/max in ms; ``frames``, ``deadline_misses``
+    and ``deadline_ms`` let the report answer "Meets SLA?".
+    """
+    stages: dict[str, dict[str, float | int]] = {}
+    for stage, row in BUDGET_STAGES:
+        hist = task.hist[stage]
+        if hist.count == 0:
+            continue
+        counts = hist.counts()
+        stages[row] = {
+            "p50_ms": round(hist.percentile_ns(50, counts) / 1e6, 6),
+            "p99_ms": round(hist.percentile_ns(99, counts) / 1e6, 6),
+            "max_ms": round(hist.max_ns / 1e6, 6),
+            "count": sum(counts),
+        }
+    return {
+        "task": task.name,
+        "stages": stages,
+        "frames": task.inferences,
+        "deadline_misses": task.deadline_misses,
+        "deadline_ms": task.config.deadline_ms,
+    }
+
+
 def summary_line(task: Task) -> str:
     """``detect tier=det p50=4.1 p99=5.0 max=7.2 ms n=1200 miss=0 rej=0``."""
     total = task.hist["total"]

@@ -182,10 +182,9 @@ def test_check_config_reports_camera_sources_unavailable_without_opencv(
 def test_yaml_round_trip_of_documented_example() -> None:
     """The example in docs/runner.md is a valid configuration (schema only)."""
     doc_path = Path(__file__).resolve().parents[3] / "docs" / "runner.md"
-    if not doc_path.exists():
-        pytest.skip("docs/runner.md not written yet")
     text = doc_path.read_text(encoding="utf-8")
     start = text.index("```yaml\n") + len("```yaml\n")
     example = yaml.safe_load(text[start : text.index("```", start)])
     config = parse_config(example)
-    assert config.tasks
+    assert [task.name for task in config.tasks] == ["detect", "classify"]
+    assert config.models["det"].shapes == {"images": (1, 3, 640, 640)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import threading
 import time
 import tracemalloc
@@ -64,6 +65,7 @@ def test_run_publishes_correct_results_and_writes_stats(
     base_config: Callable[..., Doc], models: dict[str, GeneratedModel], tmp_path: Path
 ) -> None:
     config = parse_config(base_config())
+    switch_before = sys.getswitchinterval()
     runner = Runner(config)
     assert runner.run(max_inferences=300) == 0
     task = runner.tasks[0]
@@ -98,6 +100,8 @@ def test_run_publishes_correct_results_and_writes_stats(
     assert classify["warmup"]["mlp"]["iterations"] >= 5
     assert classify["sla"]["within_deadline_pct"] == 100.0
     assert stats["rt"]["degraded"] is False  # type: ignore[index]
+    assert stats["rt"]["gil_switch_interval_ms"] == 0.5  # type: ignore[index]
+    assert sys.getswitchinterval() == switch_before  # restored on shutdown
 
 
 def test_hot_loop_allocates_nothing_after_warm_up(base_config: Callable[..., Doc]) -> None:
@@ -368,3 +372,25 @@ def test_priority_scheduler_serves_a_periodic_high_task_and_a_background_task(
     # 0.5 s at 5 ms: ~100 periods; allow for a slow CI machine but require most of them.
     assert 60 <= control.inferences <= 101
     assert background.inferences > control.inferences
+
+
+def test_stats_file_feeds_the_validation_report_budget(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    from jetson_rt.report.loader import RUNNER_FILE, load_host
+
+    runner = Runner(parse_config(base_config()))
+    runner.run(max_inferences=100)
+    host_dir = tmp_path / "hosts" / "nano-01"
+    host_dir.mkdir(parents=True)
+    (host_dir / RUNNER_FILE).write_text((tmp_path / "stats.json").read_text())
+    host = load_host(host_dir, "nano-01")
+    assert host.runner is not None
+    names = [stage.name for stage in host.runner.stages]
+    assert names == ["preprocess", "h2d", "infer", "d2h", "postprocess", "total"]
+    assert host.runner.frames == 100
+    assert host.runner.deadline_misses == 0
+    assert host.runner.deadline_ms == 50.0
+    total = host.runner.stages[-1]
+    assert total.p50_ms is not None and total.max_ms is not None
+    assert 0 < total.p50_ms <= total.max_ms
