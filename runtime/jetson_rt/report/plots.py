@@ -125,14 +125,7 @@ def render_plots(report: FleetReport, workers: int | None = None) -> Plots:
         from matplotlib.figure import Figure
 
         jobs = _worker_count(workers, len(todo))
-        svgs: list[str] | None = None
-        if jobs > 1:
-            try:
-                svgs = _render_forked(report, todo, jobs)
-            except (BrokenProcessPool, OSError) as exc:
-                logger.warning("plot workers failed (%s); drawing in this process", exc)
-        if svgs is None:
-            svgs = _render_hosts(report, todo)
+        svgs = _render_all(report, todo, jobs)
         fleet = _render_fleet_max(report, Figure) if report.max_us is not None else None
     return Plots(
         hosts={report.hosts[n].name: svg for n, svg in zip(todo, svgs, strict=True)},
@@ -177,19 +170,32 @@ def _forked_worker(numbers: list[int]) -> list[str]:
         return _render_hosts(_FORKED_REPORT, numbers)
 
 
-def _render_forked(report: FleetReport, numbers: list[int], jobs: int) -> list[str]:
+def _render_all(report: FleetReport, numbers: list[int], jobs: int) -> list[str]:
+    """SVG for each host number: ``jobs - 1`` forked workers and this process share them.
+
+    This process draws its share while the workers draw theirs; a worker that
+    dies (out of memory, killed) has its share drawn here instead.
+    """
+    if jobs <= 1:
+        return _render_hosts(report, numbers)
     global _FORKED_REPORT  # noqa: PLW0603 -- hand-off to forked children, reset below
     chunks = [numbers[i::jobs] for i in range(jobs)]
+    by_number: dict[int, str] = {}
     _FORKED_REPORT = report
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            results = list(pool.map(_forked_worker, chunks))
+        with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+            futures = [pool.submit(_forked_worker, chunk) for chunk in chunks[1:]]
+            by_number.update(zip(chunks[0], _render_hosts(report, chunks[0]), strict=True))
+            for chunk, future in zip(chunks[1:], futures, strict=True):
+                try:
+                    svgs = future.result()
+                except (BrokenProcessPool, OSError) as exc:
+                    logger.warning("a plot worker failed (%s); drawing its figures here", exc)
+                    svgs = _render_hosts(report, chunk)
+                by_number.update(zip(chunk, svgs, strict=True))
     finally:
         _FORKED_REPORT = None
-    by_number: dict[int, str] = {}
-    for chunk, svgs in zip(chunks, results, strict=True):
-        by_number.update(zip(chunk, svgs, strict=True))
     return [by_number[n] for n in numbers]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -142,22 +143,22 @@ def test_reading_and_judging_need_neither_matplotlib_nor_jinja2(mixed_run: RunBu
     assert done.stdout.strip() == "fail"
 
 
-def test_broken_plot_workers_fall_back_to_drawing_here(
+def _die(_numbers: list[int]) -> list[str]:
+    os._exit(3)  # a worker killed mid-run, as the OOM killer would
+
+
+def test_dead_plot_workers_are_replaced_by_drawing_here(
     mixed_run: RunBuilder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
     from jetson_rt.report import plots
 
-    def broken(*_args: object) -> list[str]:
-        raise BrokenProcessPool("a worker died")
-
-    monkeypatch.setattr(plots, "_render_forked", broken)
     report = judge_run(load_run(mixed_run.root))
+    expected = render_plots(report, workers=1)
+    monkeypatch.setattr(plots, "_forked_worker", _die)
     caplog.set_level("WARNING", logger="jetson_rt")
-    result = render_plots(report, workers=2)
-    assert len(result.hosts) == 5
-    assert "a worker died" in caplog.text
+    result = render_plots(report, workers=3)
+    assert result.hosts == expected.hosts
+    assert "a plot worker failed" in caplog.text
 
 
 def test_worker_count() -> None:
