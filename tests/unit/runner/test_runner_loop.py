@@ -394,3 +394,142 @@ def test_stats_file_feeds_the_validation_report_budget(
     total = host.runner.stages[-1]
     assert total.p50_ms is not None and total.max_ms is not None
     assert 0 < total.p50_ms <= total.max_ms
+
+
+class Recorder(FaultyBackend):
+    """Records the order of hot-path calls across backends (shared log)."""
+
+    def __init__(self, inner: Backend, label: str, log: list[str]) -> None:
+        super().__init__(inner)
+        self.label = label
+        self.log = log
+
+    def stage_in(self) -> None:
+        self.log.append(f"{self.label}.in")
+        super().stage_in()
+
+    def synchronize(self) -> None:
+        self.log.append(f"{self.label}.sync")
+        super().synchronize()
+
+
+def lane_tasks(
+    models: dict[str, GeneratedModel], devices: tuple[str, str], log: list[str]
+) -> list[Any]:
+    from jetson_rt.runner.config import TaskConfig
+    from jetson_rt.runner.events import EventRing
+    from jetson_rt.runner.loop import Task, Tier
+    from jetson_rt.runner.sources import SyntheticSource
+
+    config = parse_config(
+        {
+            "schema_version": 1,
+            "models": {"m": {"backend": "onnxruntime", "path": str(models["mlp"].path)}},
+            "tasks": [{"name": "t", "tiers": ["m"], "deadline_ms": 100}],
+        }
+    )
+    ring = EventRing()
+    tasks = []
+    for index, (label, device) in enumerate(zip(("A", "B"), devices, strict=True)):
+        backend = Recorder(default_backend_factory(config.models["m"]), label, log)
+        backend.activate()
+        task_config: TaskConfig = config.tasks[0]
+        tier = Tier(0, f"m{label}", backend, device)
+        task = Task(index, task_config, [tier], SyntheticSource(), ring)
+        task.priority = 90 - index
+        task.prime()
+        tasks.append(task)
+    return tasks
+
+
+def test_gpu_and_dla_tasks_are_started_together_then_completed(
+    models: dict[str, GeneratedModel],
+) -> None:
+    from jetson_rt.runner.loop import Scheduler
+
+    log: list[str] = []
+    tasks = lane_tasks(models, ("gpu", "dla"), log)
+    try:
+        Scheduler(tasks).run(max_inferences=6)
+    finally:
+        for task in tasks:
+            task.tiers[0].backend.deactivate()
+    # Both lanes are queued before either is waited for: the streams overlap.
+    assert log == ["A.in", "B.in", "A.sync", "B.sync"] * 3
+
+
+def test_tasks_on_one_lane_take_turns_by_priority(models: dict[str, GeneratedModel]) -> None:
+    from jetson_rt.runner.loop import Scheduler
+
+    log: list[str] = []
+    tasks = lane_tasks(models, ("gpu", "gpu"), log)
+    tasks[0].period_ns = 10_000_000  # the high-priority task runs at most every 10 ms
+    try:
+        Scheduler(tasks).run(duration_s=0.1)
+    finally:
+        for task in tasks:
+            task.tiers[0].backend.deactivate()
+    # Never two on the lane in one round: every start is followed by its own sync.
+    pairs = list(zip(log[::2], log[1::2], strict=True))
+    assert all(start[0] == done[0] for start, done in pairs)
+    assert 5 <= tasks[0].inferences <= 11
+    assert tasks[1].inferences > tasks[0].inferences
+    assert log[:2] == ["A.in", "A.sync"]  # the higher priority goes first
+
+
+def test_thermal_throttling_moves_tasks_down_a_tier(
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    # A captured Orin sysfs layout (no Jetson here): one zone at 90 C.
+    root = tmp_path / "sysfs"
+    zone = root / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu-thermal\n")
+    (zone / "temp").write_text("90000\n")
+    doc = two_tier_doc(base_config, models)
+    doc["thermal"] = {"enabled": True, "throttle_c": 85, "resume_c": 80, "tier": 1}
+    doc["health"] = {"interval_s": 0.05}
+    runner = Runner(parse_config(doc), platform_root=str(root))
+    runner.start()
+    worker = threading.Thread(target=runner.run, kwargs={"duration_s": 5}, daemon=True)
+    worker.start()
+    task = runner.tasks[0]
+    try:
+        deadline = time.monotonic() + 3
+        while task.controller.tier != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert task.controller.tier == 1
+        assert task.controller.floor == 1
+        (zone / "temp").write_text("70000\n")
+        deadline = time.monotonic() + 3
+        while task.controller.floor != 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert task.controller.floor == 0
+        deadline = time.monotonic() + 3
+        while task.controller.tier != 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert task.controller.tier == 0  # compliance climbs back once released
+    finally:
+        runner.stop()
+        worker.join(timeout=10)
+    stats = read_stats(tmp_path / "stats.json")
+    assert stats["health"]["max_temp_c"] == 70.0  # type: ignore[index]
+    assert stats["tasks"]["classify"]["counts"]["per_tier"]["conv"] > 0  # type: ignore[index]
+
+
+def test_cli_check_config_and_run_through_the_main_entry_point(
+    base_config: Callable[..., Doc],
+    write_config: Callable[[Doc], Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from jetson_rt.cli import main
+
+    good = write_config(base_config())
+    assert main(["check-config", str(good)]) == 0
+    assert main(["run", "--config", str(good), "--max-inferences", "25"]) == 0
+    assert read_stats(tmp_path / "stats.json")["tasks"]["classify"]["counts"]["inferences"] == 25  # type: ignore[index]
+    bad = base_config()
+    bad["rt"]["priority"] = 100
+    assert main(["check-config", str(write_config(bad))]) == 2
+    assert "rt.priority: must be at most 99, got 100" in capsys.readouterr().err
