@@ -20,7 +20,7 @@ import math
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +228,40 @@ class CmdlineOptions:
     histogram_limit_us: int | None
     interval_us: int | None
     priority: int | None
+    #: ``-a``/``--affinity``: None when absent, () for "thread N on CPU N",
+    #: else the CPU set threads are pinned to round-robin.
+    affinity: tuple[int, ...] | None = None
+
+    def thread_cpu(self, index: int) -> int | None:
+        if self.affinity is None:
+            return None
+        if not self.affinity:
+            return index
+        return self.affinity[index % len(self.affinity)]
+
+
+def _cpu_list(text: str) -> tuple[int, ...] | None:
+    """``4-5`` or ``0,2,4-5``; None for anything else (negations, node masks)."""
+    cpus: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return tuple(cpus) or None
+
+
+def _affinity(argv: list[str]) -> tuple[int, ...] | None:
+    # -a takes an optional argument, so its value is always attached (-a4-5).
+    found: tuple[int, ...] | None = None
+    for arg in argv:
+        if arg in ("--affinity", "-a"):
+            found = ()
+        elif arg.startswith("--affinity="):
+            found = _cpu_list(arg.split("=", 1)[1])
+        elif arg.startswith("-a") and not arg.startswith("--"):
+            found = _cpu_list(arg[2:])
+    return found
 
 
 def parse_cmdline(cmdline: str | None) -> CmdlineOptions:
@@ -245,6 +279,26 @@ def parse_cmdline(cmdline: str | None) -> CmdlineOptions:
         histogram_limit_us=limit,
         interval_us=_as_int(_option_value(argv, "i", "interval")),
         priority=_as_int(_option_value(argv, "p", "priority")),
+        affinity=_affinity(argv),
+    )
+
+
+def with_cmdline(result: CyclictestResult, cmdline: str) -> CyclictestResult:
+    """Fill in what a text result cannot say from the command line that produced it.
+
+    cyclictest's text output names threads, not CPUs; ``-a`` says where each ran.
+    """
+    options = parse_cmdline(cmdline)
+    threads = tuple(
+        replace(t, cpu=options.thread_cpu(t.index)) if t.cpu is None else t for t in result.threads
+    )
+    return replace(
+        result,
+        threads=threads,
+        cmdline=result.cmdline or cmdline,
+        histogram_limit_us=result.histogram_limit_us or options.histogram_limit_us,
+        interval_us=result.interval_us or options.interval_us,
+        priority=result.priority if result.priority is not None else options.priority,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from jetson_rt.errors import ReportError
 from jetson_rt.log import logger
 from jetson_rt.report import RUN_DIR_SCHEMA_VERSION
-from jetson_rt.report.cyclictest import CyclictestParseError, parse_file
+from jetson_rt.report.cyclictest import CyclictestParseError, parse_file, with_cmdline
 from jetson_rt.report.gates import gates_from_run
 from jetson_rt.report.model import (
     CHECK_STATUSES,
@@ -201,6 +201,9 @@ def _load_host_json(host: HostRecord, directory: Path) -> None:
     reachable = raw.get("reachable")
     host.reachable = reachable if isinstance(reachable, bool) else None
     host.error = _text(raw.get("error"))
+    cmdline = raw.get("cyclictest_cmdline")
+    if isinstance(cmdline, str) and cmdline:
+        host.cyclictest_cmdline = cmdline
     facts = raw.get("facts")
     if isinstance(facts, Mapping):
         host.facts = {str(k): _fact(v) for k, v in facts.items()}
@@ -265,7 +268,10 @@ def _load_cyclictest(host: HostRecord, directory: Path) -> None:
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise CyclictestParseError(f"{path.name}: too large")
-            host.cyclictest = parse_file(path)
+            result = parse_file(path)
+            if result.cmdline is None and host.cyclictest_cmdline:
+                result = with_cmdline(result, host.cyclictest_cmdline)
+            host.cyclictest = result
         except CyclictestParseError as exc:
             errors.append(str(exc))
             continue
@@ -319,9 +325,11 @@ def _load_runner(host: HostRecord, directory: Path) -> None:
     )
 
 
-def load_host(directory: Path, name: str, groups: tuple[str, ...] = ()) -> HostRecord:
-    """Read one host directory; never raises."""
-    host = HostRecord(name=name, groups=groups)
+def load_host(
+    directory: Path, name: str, groups: tuple[str, ...] = (), cmdline: str | None = None
+) -> HostRecord:
+    """Read one host directory; never raises. ``cmdline``: run.json's cyclictest command."""
+    host = HostRecord(name=name, groups=groups, cyclictest_cmdline=cmdline)
     if not directory.is_dir():
         host.add_problem("missing", "no results were fetched for this host")
         return host
@@ -393,7 +401,10 @@ def load_run(run_dir: Path) -> LoadedRun:
             f"{run_dir}: no hosts (run.json lists none and {HOSTS_DIR}/ is empty or absent)"
         )
     hosts = tuple(
-        load_host(hosts_dir / name, name, info.expected_hosts.get(name, ())) for name in names
+        load_host(
+            hosts_dir / name, name, info.expected_hosts.get(name, ()), info.cyclictest_cmdline
+        )
+        for name in names
     )
     for host in hosts:
         if host.state != "ok":

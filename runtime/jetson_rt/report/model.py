@@ -98,6 +98,8 @@ class HostRecord:
     checks: list[AuditCheck] | None = None
     cyclictest: CyclictestResult | None = None
     cyclictest_file: str | None = None
+    #: The command line that produced the results: host.json's, else run.json's.
+    cyclictest_cmdline: str | None = None
     runner: RunnerStats | None = None
     host_file_read: bool = False
     problems: list[str] = field(default_factory=list)

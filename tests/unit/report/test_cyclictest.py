@@ -307,3 +307,25 @@ def test_unpinned_thread_and_max_without_cycles() -> None:
     (thread,) = result.threads
     assert thread.cpu is None and thread.label == "thread 0"
     assert thread.max_us == 41 and thread.avg_us == 7.5  # kept: no count says "no sample"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "cpus"),
+    [
+        ("cyclictest -m -p90 -h400 -q -a4-5 -t2", [4, 5]),
+        ("cyclictest -m -p90 -h400 -q --affinity=0,2,4-5 -t2", [0, 2]),
+        ("cyclictest -m -p90 -h400 -q -a -t2", [0, 1]),  # thread N on CPU N
+        ("cyclictest -m -p90 -h400 -q -a3 -t2", [3, 3]),  # round-robin over the set
+        ("cyclictest -m -p90 -h400 -q -t2", [None, None]),  # not pinned
+        ("cyclictest -m -a!1 -t2", [None, None]),  # a mask this parser does not read
+    ],
+)
+def test_text_threads_get_cpus_from_the_command_line(cmdline: str, cpus: list[int | None]) -> None:
+    from jetson_rt.report.cyclictest import with_cmdline
+
+    text = parse_file(fixture("rt-tests-2.40-p90-h400.txt"))
+    result = with_cmdline(text, cmdline)
+    assert [t.cpu for t in result.threads] == cpus
+    assert result.cmdline == cmdline
+    assert result.priority == 90 or "-p90" not in cmdline
+    assert result.threads[0].counts.tolist() == text.threads[0].counts.tolist()

@@ -249,3 +249,18 @@ def test_builders_write_what_the_run_dir_schemas_specify(mixed_run: RunBuilder) 
         validator(AUDIT_SCHEMA).validate(json.loads(path.read_text()))
     with pytest.raises(jsonschema.ValidationError):
         validator(AUDIT_SCHEMA).validate({"schema_version": 1, "checks": [{"id": "x"}]})
+
+
+def test_text_results_take_cpus_from_the_cyclictest_command(run_builder: Builder) -> None:
+    run = run_builder()  # run.json: cyclictest -m -p90 -i200 -h400 -q -a4-5 -t2 -D1h
+    directory = run.add_host("orin-01", cyclictest=None)
+    shutil.copy(CYCLICTEST_FIXTURES / "rt-tests-2.40-p90-h400.txt", directory / "cyclictest.txt")
+    other = run.add_host("orin-02", cyclictest=None)
+    shutil.copy(CYCLICTEST_FIXTURES / "rt-tests-2.40-p90-h400.txt", other / "cyclictest.txt")
+    raw = json.loads((other / "host.json").read_text())
+    write_json(other / "host.json", {**raw, "cyclictest_cmdline": "cyclictest -a2-3 -t2 -h400"})
+    first, second = load_run(run.root).hosts
+    assert first.cyclictest is not None and second.cyclictest is not None
+    assert [t.label for t in first.cyclictest.threads] == ["CPU 4", "CPU 5"]
+    assert [t.cpu for t in second.cyclictest.threads] == [2, 3]
+    assert first.cyclictest.interval_us == 200
