@@ -238,7 +238,8 @@ class Task:
 
     def _advance(self, now_ns: int, period_ns: int) -> None:
         if period_ns:
-            due = self.next_due_ns + period_ns
+            # The first start sets the phase; later ones keep it unless a period was missed.
+            due = (self.next_due_ns or now_ns) + period_ns
             if due <= now_ns:
                 self.overruns += 1
                 due = now_ns + period_ns

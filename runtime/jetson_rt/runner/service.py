@@ -41,7 +41,7 @@ from jetson_rt.runner import events
 from jetson_rt.runner.config import ModelConfig, RunnerConfig
 from jetson_rt.runner.events import Event, EventRing
 from jetson_rt.runner.health import HealthMonitor
-from jetson_rt.runner.loop import Scheduler, Task, Tier, warm_up
+from jetson_rt.runner.loop import Scheduler, Task, Tier, WarmupResult, warm_up
 from jetson_rt.runner.metrics import MetricsServer
 from jetson_rt.runner.notify import SystemdNotifier
 from jetson_rt.runner.rt import RtStatus, apply_rt
@@ -176,11 +176,16 @@ class Runner:
         self.scheduler = Scheduler(self.tasks, self.watchdog.beat)
 
     def _warm_up(self) -> None:
+        done: dict[int, WarmupResult] = {}  # a model shared by tasks is warmed once
         for task in self.tasks:
             for tier in task.tiers:
-                if tier.warmup is not None:
+                known = done.get(id(tier.backend))
+                if known is not None:
+                    tier.warmup = known
+                    tier.settle_clock()
                     continue
                 result = warm_up(tier.backend, self.config.warmup)
+                done[id(tier.backend)] = result
                 tier.warmup = result
                 tier.settle_clock()
                 log = logger.info if result.stable else logger.warning
@@ -194,12 +199,6 @@ class Runner:
                     "" if result.stable else " NOT stable at the iteration cap",
                     result.baseline_ms,
                 )
-            # Shared backends are warmed once; give every tier its own record.
-            for tier in task.tiers:
-                if tier.warmup is None:
-                    tier.warmup = next(
-                        t.warmup for t in task.tiers if t.backend is tier.backend and t.warmup
-                    )
 
     # --- the loop ------------------------------------------------------------------
 
