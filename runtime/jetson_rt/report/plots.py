@@ -13,6 +13,7 @@ import io
 import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -142,6 +143,10 @@ def _worker_count(requested: int | None, figures: int) -> int:
     if requested is not None:
         return max(1, min(requested, figures))
     if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if threading.active_count() > 1:
+        # Forking a threaded process can deadlock the child (a lock held by another
+        # thread is copied locked); draw here instead.
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, _MAX_WORKERS, figures // _MIN_FIGURES_PER_WORKER))

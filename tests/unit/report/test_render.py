@@ -168,3 +168,18 @@ def test_worker_count() -> None:
     assert _worker_count(4, 2) == 2  # never more workers than figures
     assert _worker_count(None, 5) == 1  # too few figures to be worth a pool
     assert 1 <= _worker_count(None, 600) <= 8
+
+
+def test_no_fork_while_other_threads_run() -> None:
+    import threading
+
+    from jetson_rt.report.plots import _worker_count
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert _worker_count(None, 600) == 1
+    finally:
+        stop.set()
+        helper.join()
