@@ -1,0 +1,1 @@
+../library/rt_tuning_runtime.py
