@@ -1,9 +1,10 @@
 """How long the simulated fleet takes to come up, what a host costs, how fast Ansible reaches it.
 
 For 1, 4 and 8 hosts (a fresh fleet each time, image already cached): `sim up` wall
-time, memory per host (the containers' cgroup usage after boot), and the wall time of
-`ansible all -m ping` across the fleet, cold (new SSH connections) and warm, with the
-project's ansible.cfg and with ansible-core's defaults side by side.
+time, memory per host (the containers' cgroup usage after boot), the wall time of
+`ansible all -m ping` across the fleet (cold: new SSH connections; warm: median of
+--repeat), and of a ten-task playbook (jetson_facts plus nine commands, the shape of a
+role), with the project's ansible.cfg and with ansible-core's defaults side by side.
 
 Run as root: python benchmarks/sim_fleet.py [--hosts 1 4 8] [--repeat 3]
 """
@@ -23,15 +24,43 @@ from jetson_rt.sim.fleet import Fleet
 from jetson_rt.sim.image import build
 
 REPO = Path(__file__).resolve().parents[1]
-ANSIBLE = str(Path(sys.executable).with_name("ansible"))
+BIN = Path(sys.executable).parent
+PLAYBOOK = (
+    "- name: Bench | ten tasks per host\n"
+    "  hosts: all\n"
+    "  gather_facts: false\n"
+    "  tasks:\n"
+    "    - name: Bench | facts\n"
+    "      jetson_rt.fleet.jetson_facts:\n"
+) + "".join(
+    f"    - name: Bench | command {n}\n"
+    "      ansible.builtin.command: cat /proc/cmdline\n"
+    "      changed_when: false\n"
+    for n in range(9)
+)
+UNITS = {
+    "b": 1e-6,
+    "kb": 1e-3,
+    "kib": 1.024e-3,
+    "mb": 1.0,
+    "mib": 1.048576,
+    "gb": 1e3,
+    "gib": 1073.741824,
+}
 
 
 def memory_mb(fleet: Fleet) -> float:
-    names = [c["Names"][0] for c in fleet.containers()]
     usage = []
-    for name in names:
+    for container in fleet.containers():
         out = subprocess.run(
-            ["podman", "stats", "--no-stream", "--format", "{{.MemUsageBytes}}", name],
+            [
+                "podman",
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.MemUsageBytes}}",
+                container["Names"][0],
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -39,38 +68,26 @@ def memory_mb(fleet: Fleet) -> float:
         value = out.split("/")[0].strip()
         number = float("".join(ch for ch in value if ch.isdigit() or ch == "."))
         unit = value.lstrip("0123456789.").strip().lower()
-        scale = {
-            "b": 1e-6,
-            "kb": 1e-3,
-            "kib": 1.024e-3,
-            "mb": 1,
-            "mib": 1.048576,
-            "gb": 1e3,
-            "gib": 1073.741824,
-        }.get(unit, 1)
-        usage.append(number * scale)
+        usage.append(number * UNITS.get(unit, 1.0))
     return statistics.mean(usage)
 
 
-def ping(inventory: Path, config: Path, control_dir: Path) -> float:
+def timed(inventory: Path, config: Path, control_dir: Path, playbook: Path | None) -> float:
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
     }
+    if playbook is None:
+        cmd = [str(BIN / "ansible"), "all", "-i", str(inventory), "-m", "ansible.builtin.ping"]
+    else:
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     start = time.perf_counter()
-    result = subprocess.run(
-        [ANSIBLE, "all", "-i", str(inventory), "-m", "ansible.builtin.ping"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise SystemExit(f"ansible ping failed:\n{result.stdout}{result.stderr}")
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}{result.stderr}")
     return elapsed
 
 
@@ -84,12 +101,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         defaults = Path(tmp) / "defaults.cfg"
         defaults.write_text("[defaults]\n")  # ansible-core's defaults, nothing else
+        playbook = Path(tmp) / "bench.yml"
+        playbook.write_text(PLAYBOOK)
         for count in args.hosts:
             fleet = Fleet(name="jrtbench", inventory_dir=Path(tmp) / f"inv{count}")
             fleet.down()
             start = time.perf_counter()
             fleet.up(count)
             up_s = time.perf_counter() - start
+            print(f"{count} hosts up in {up_s:.1f} s", file=sys.stderr, flush=True)
             time.sleep(3)  # let boot-time services settle before measuring memory
             mem = memory_mb(fleet)
             inventory = fleet.inventory_dir / "hosts.yml"
@@ -97,22 +117,26 @@ def main() -> int:
             for label, config in (("tuned", REPO / "ansible.cfg"), ("defaults", defaults)):
                 control = Path(tmp) / f"cp-{label}-{count}"
                 control.mkdir()
-                cold = ping(inventory, config, control)
+                cold = timed(inventory, config, control, None)
                 warm = statistics.median(
-                    ping(inventory, config, control) for _ in range(args.repeat)
+                    timed(inventory, config, control, None) for _ in range(args.repeat)
                 )
-                timings[label] = (cold, warm)
+                play = statistics.median(
+                    timed(inventory, config, control, playbook) for _ in range(args.repeat)
+                )
+                timings[label] = (cold, warm, play)
             fleet.down()
             rows.append((count, up_s, mem, timings))
+    print("ansible times in s: project ansible.cfg / ansible-core defaults")
     print(
-        f"{'hosts':>5} {'sim up s':>9} {'MB/host':>8} {'ping cold s':>12} {'ping warm s':>12} "
-        f"{'defaults cold':>14} {'defaults warm':>14} {'warm ratio':>10}"
+        f"{'hosts':>5} {'sim up s':>9} {'MB/host':>8} {'ping cold':>13} {'ping warm':>13} "
+        f"{'10-task play':>13} {'play speed-up':>13}"
     )
     for count, up_s, mem, timings in rows:
-        (cold, warm), (dcold, dwarm) = timings["tuned"], timings["defaults"]
+        (cold, warm, play), (dcold, dwarm, dplay) = timings["tuned"], timings["defaults"]
         print(
-            f"{count:5d} {up_s:9.1f} {mem:8.1f} {cold:12.2f} {warm:12.2f} {dcold:14.2f} "
-            f"{dwarm:14.2f} {dwarm / warm:10.2f}"
+            f"{count:5d} {up_s:9.1f} {mem:8.1f} {cold:6.2f}/{dcold:<6.2f} "
+            f"{warm:6.2f}/{dwarm:<6.2f} {play:6.2f}/{dplay:<6.2f} {dplay / play:12.2f}x"
         )
     return 0
 

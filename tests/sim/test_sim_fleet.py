@@ -285,3 +285,25 @@ def test_sim_down_leaves_nothing_behind(sim: SimFleet, tmp_path: Path) -> None:
     # ... and nothing else: the other fleet still runs, the image cache stays
     assert all(c.get("State") == "running" for c in sim.fleet.containers())
     assert image_exists(image_tag())
+
+
+def test_apt_installs_rt_tests_and_cyclictest_runs_sched_fifo(sim: SimFleet) -> None:
+    host = sim.hosts[0]
+    sim.sudo(
+        host,
+        "DEBIAN_FRONTEND=noninteractive apt-get update -qq && "
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rt-tests stress-ng "
+        ">/dev/null",
+    )
+    out = sim.sudo(
+        host,
+        "cyclictest -m -p 80 -t1 -a0 -n -i 1000 -D 2s -q --json=/tmp/ct.json "
+        "& sleep 0.5; chrt -p $(pgrep -n cyclictest); wait; cat /tmp/ct.json",
+    )
+    assert "SCHED_FIFO" in out
+    assert "priority: 80" in out
+    result = json.loads(out[out.index("{") :])
+    thread = result["thread"]["0"]
+    assert thread["cycles"] > 1000
+    assert thread["max"] >= thread["min"] >= 0
+    assert sim.sudo(host, "stress-ng --cpu 1 --timeout 1s --quiet; echo done").strip() == "done"

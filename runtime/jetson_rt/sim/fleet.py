@@ -38,6 +38,7 @@ SSH_WAIT_S = 90.0
 # Per-host real-time budget on kernels with RT group scheduling (cgroup v1).
 RT_PERIOD_US = 1_000_000
 RT_HOST_US = 100_000
+RT_HOST_MIN_US = 20_000
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class Fleet:
             logger.info("machine quirk handled: %s", note)
         tag = image.build(force=rebuild)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._ensure_cgroup(quirks, count)
+        rt_budget = self._ensure_cgroup(quirks, count)
         self._ensure_network()
         self._ensure_kernelfs()
         key = self._ensure_fleet_key()
@@ -167,7 +168,7 @@ class Fleet:
         for host in wanted:
             container = existing.get(host.container)
             if container is None:
-                self._create_host(host, tag, quirks, key)
+                self._create_host(host, tag, quirks, key, rt_budget)
             elif container.get("State") != "running":
                 _run(["podman", "start", host.container])
         for host in wanted:
@@ -177,14 +178,15 @@ class Fleet:
             self._check_login(host, key)
         return wanted
 
-    def _ensure_cgroup(self, quirks: Quirks, count: int) -> None:
-        """A parent cgroup whose RT budget covers ``count`` hosts of RT_HOST_US each.
+    def _ensure_cgroup(self, quirks: Quirks, count: int) -> int:
+        """A parent cgroup with an RT budget for ``count`` hosts; returns each host's.
 
         Children's budgets must fit in the root's (950 ms of every second), which
-        other fleets share: a fleet takes only what its hosts need.
+        other fleets share: each host gets up to RT_HOST_US, less when the machine's
+        budget is shared, never less than RT_HOST_MIN_US.
         """
         if not quirks.rt_cgroup_v1:
-            return
+            return 0
         root = self.cgroup.parent
         self.cgroup.mkdir(exist_ok=True)
         own = self.cgroup / "cpu.rt_runtime_us"
@@ -194,16 +196,31 @@ class Fleet:
             if d.is_dir() and d != self.cgroup and (d / "cpu.rt_runtime_us").exists()
         )
         available = int((root / "cpu.rt_runtime_us").read_text()) - taken
-        wanted = RT_HOST_US * count
-        if wanted > available:
+        # a margin: the kernel compares budgets as fixed-point ratios
+        per_host = min(RT_HOST_US, available * 9 // 10 // count)
+        if per_host < RT_HOST_MIN_US:
             raise SimError(
-                f"{count} hosts need {wanted} us of RT budget per second but "
-                f"{available} us are left (other fleets or RT cgroups hold the "
+                f"{count} hosts need at least {RT_HOST_MIN_US * count} us of RT budget per "
+                f"second but {available} us are left (other fleets or RT cgroups hold the "
                 "rest): use fewer hosts or remove another fleet"
             )
-        current = int(own.read_text())
-        if wanted > current:
-            own.write_text(str(wanted))
+        if per_host < RT_HOST_US:
+            logger.info("RT budget shared: %d us per second for each host", per_host)
+        # A cgroup removed moments ago (a fleet just taken down) keeps its budget
+        # until the kernel frees it: retry for a few seconds before giving up.
+        deadline = time.monotonic() + 10
+        while per_host * count > int(own.read_text()):
+            try:
+                own.write_text(str(per_host * count))
+            except OSError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise SimError(
+                    f"the kernel refused an RT budget of {per_host * count} us for "
+                    f"{self.cgroup}: {exc}; remove other fleets or use fewer hosts"
+                ) from exc
+        return per_host
 
     def _ensure_network(self) -> None:
         if _run(["podman", "network", "exists", self.network], check=False).returncode != 0:
@@ -260,7 +277,7 @@ class Fleet:
             )
         return key
 
-    def _create_host(self, host: Host, tag: str, quirks: Quirks, key: Path) -> None:
+    def _create_host(self, host: Host, tag: str, quirks: Quirks, key: Path, rt_budget: int) -> None:
         host_dir = self.state_dir / "hosts" / host.name
         host_dir.mkdir(parents=True, exist_ok=True)
         host_key = host_dir / "ssh_host_ed25519_key"
@@ -317,7 +334,7 @@ class Fleet:
             cmd += [
                 f"--cgroup-parent=/{self.cgroup.name}",
                 f"--cpu-rt-period={RT_PERIOD_US}",
-                f"--cpu-rt-runtime={RT_HOST_US}",
+                f"--cpu-rt-runtime={rt_budget}",
             ]
         _run([*cmd, tag])
         _run(["podman", "cp", str(host_key), f"{host.container}:/etc/ssh/ssh_host_ed25519_key"])
