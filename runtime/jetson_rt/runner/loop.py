@@ -248,7 +248,8 @@ class Task:
     def begin(self, now_ns: int, busy_lanes: int) -> int:
         """Fill the input and queue the inference; the lane it took, or 0 if none."""
         controller = self.controller
-        controller.poll(now_ns)
+        if controller.pending:
+            controller.poll(now_ns)
         tier_index = controller.tier
         if tier_index == controller.emergency_tier:
             # Last-result tier: consume the input to keep live sources fresh, publish nothing new.

@@ -34,6 +34,7 @@ class TierController:
         "floor",
         "lowest",
         "model_tiers",
+        "pending",
         "step_down_after",
         "step_up_after",
         "tier",
@@ -66,6 +67,8 @@ class TierController:
         self._forced = -1
         self._forced_seq = 0
         self._forced_seen = 0
+        # True when poll() has work: a posted floor or tier, or the emergency hold running.
+        self.pending = False
 
     @property
     def in_emergency(self) -> bool:
@@ -76,16 +79,23 @@ class TierController:
     def request_floor(self, floor: int) -> None:
         """Keep the tier at or below quality ``floor`` (thermal throttling); 0 lifts it."""
         self._requested_floor = max(0, min(floor, self.lowest))
+        self.pending = True
 
     def request_tier(self, tier: int) -> None:
         """Switch to ``tier`` at the next poll (-1: the emergency tier, else the lowest)."""
         self._forced = self.lowest if tier < 0 else min(tier, self.lowest)
         self._forced_seq += 1
+        self.pending = True
 
     # --- called from the loop ---------------------------------------------------
 
     def poll(self, now_ns: int) -> None:
-        """Apply what other threads posted; in the emergency tier, probe upwards."""
+        """Apply what other threads posted; in the emergency tier, probe upwards.
+
+        The loop calls this only while :attr:`pending` is set; a request posted
+        during the call sets it again and is applied at the next round.
+        """
+        self.pending = False
         if self._requested_floor != self.floor:
             self.floor = self._requested_floor
             self._events.push(now_ns, events.THERMAL_FLOOR, self._task, self.floor, self.tier)
@@ -102,6 +112,8 @@ class TierController:
             and now_ns - self._since_ns >= self._emergency_hold_ns
         ):
             self._set(self.tier - 1, now_ns, events.TIER_UP)
+        if self.tier == self.emergency_tier:
+            self.pending = True
 
     def observe(self, violated: bool, now_ns: int) -> None:
         """Count one inference against the tier thresholds."""
@@ -119,6 +131,8 @@ class TierController:
     def _set(self, tier: int, now_ns: int, kind: int) -> None:
         self._events.push(now_ns, kind, self._task, self.tier, tier)
         self.tier = tier
+        if tier == self.emergency_tier:
+            self.pending = True
         self.changes += 1
         self._bad = 0
         self._ok = 0
