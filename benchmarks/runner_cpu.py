@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -227,7 +228,12 @@ def main() -> int:
         for model in models:
             results.append(compare(model, args.rounds, args.block))
     ort = import_onnxruntime()
-    header = {"python": sys.version.split()[0], "onnxruntime": ort.__version__}
+    header = {
+        "python": sys.version.split()[0],
+        "onnxruntime": ort.__version__,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+    }
     print(json.dumps({"env": header, "results": results}, indent=2))
     print()
     print(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -191,6 +192,7 @@ def main() -> int:
     results = measure(args.target_ms, args.rounds, args.block)
     results["compute_capability"] = list(info.compute_capability)
     results["python"] = sys.version.split()[0]
+    results["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     results["wall_s"] = round(time.monotonic() - started, 1)
     text = json.dumps(results, indent=2)
     print(text)
