@@ -217,7 +217,7 @@ def _count_label(value: float, _position: float) -> str:
 def _plain_log_axis(axis: Any) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    axis.set_major_locator(LogLocator(base=10.0, numticks=8))
+    axis.set_major_locator(LogLocator(base=10.0, numticks=6))
     axis.set_major_formatter(FuncFormatter(_count_label))
     axis.set_minor_locator(NullLocator())
 
@@ -245,7 +245,7 @@ class _HistogramFigure:
         # on each draw to place them.
         axes.xaxis.set_label_coords(0.5, -0.11)
         axes.yaxis.set_label_coords(-0.045, 0.5)
-        axes.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True, steps=[1, 2, 5, 10]))
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))
         axes.grid(True, which="major", axis="y")
         self.lines: list[Any] = []
         self.labels: list[Any] = []
