@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from jetson_rt.runner.service import WATCHDOG_EXIT_CODE
@@ -47,7 +50,11 @@ SCRIPT = textwrap.dedent(
 
 
 def start(
-    tmp_path: Path, doc: dict[str, Any], duration: float, **env: str
+    tmp_path: Path,
+    doc: dict[str, Any],
+    duration: float,
+    prefix: tuple[str, ...] = (),
+    **env: str,
 ) -> subprocess.Popen[str]:
     config = tmp_path / "runner.yaml"
     config.write_text(yaml.safe_dump(doc), encoding="utf-8")
@@ -55,7 +62,7 @@ def start(
     script.write_text(SCRIPT, encoding="utf-8")
     path = os.pathsep.join([str(HERE), str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])
     return subprocess.Popen(
-        [sys.executable, str(script), str(config), str(duration)],
+        [*prefix, sys.executable, str(script), str(config), str(duration)],
         env={**os.environ, "PYTHONPATH": path, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -111,3 +118,36 @@ def test_hung_inference_exits_with_the_watchdog_code(
     stats = read_stats(tmp_path / "stats.json")
     assert stats["state"] == "watchdog_timeout"
     assert stats["final"] is True
+
+
+def test_denied_real_time_settings_degrade_with_reasons_and_the_run_goes_on(
+    base_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        # Root may do everything: drop every capability, as an unprivileged unit would be.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv (util-linux) to drop capabilities when run as root")
+        prefix = (setpriv, "--bounding-set=-all", "--inh-caps=-all")
+    elif resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 50:
+        pytest.skip("this user may use SCHED_FIFO 50: the denial cannot be exercised")
+    doc = base_config(rt={"priority": 50, "cpus": [0], "mlockall": True})
+    proc = start(tmp_path, doc, 0.5, prefix=prefix)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    rt = read_stats(tmp_path / "stats.json")["rt"]
+    assert rt["degraded"] is True  # type: ignore[index]
+    assert rt["sched_fifo"]["applied"] is False  # type: ignore[index]
+    assert "LimitRTPRIO=50" in rt["sched_fifo"]["detail"]  # type: ignore[index]
+    assert rt["affinity"] == {  # type: ignore[index]
+        "requested": True,
+        "applied": True,
+        "detail": "pinned",
+        "cpus": [0],
+    }
+    if resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] != resource.RLIM_INFINITY:
+        assert rt["mlockall"]["applied"] is False  # type: ignore[index]
+        assert "raise the memlock limit" in rt["mlockall"]["detail"]  # type: ignore[index]
+    assert "real-time setting SCHED_FIFO not applied" in output
+    assert "fifo=DENIED" in output
