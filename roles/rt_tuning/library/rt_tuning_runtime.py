@@ -10,6 +10,9 @@ unit passes ``/etc/jetson-rt/rt_tuning.json`` the same way. It needs nothing bey
 Python 3.10's standard library, as JetPack 6's system Python has.
 """
 
+# Ansible requires the imports below DOCUMENTATION/EXAMPLES/RETURN, hence E402.
+# ruff: noqa: E402
+
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -93,7 +96,8 @@ changes:
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/sys/kernel/mm/transparent_hugepage/enabled", "before": "always", "after": "never"}]
+  sample:
+    - {"path": "/sys/kernel/mm/transparent_hugepage/enabled", "before": "always", "after": "never"}
 before:
   description: The value each requested setting had, by option name (a stock snapshot).
   returned: always
@@ -106,12 +110,12 @@ unmovable_irqs:
 """
 
 import errno
-import glob
 import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 GPU_POWER = (
@@ -128,7 +132,7 @@ PRESENT = "sys/devices/system/cpu/present"
 _BRACKETED = re.compile(r"\[([^\]]+)\]")
 
 
-class RuntimeError_(Exception):  # noqa: N801  (avoids shadowing the builtin)
+class TuningError(Exception):
     """A setting the kernel refused or a value that cannot be used."""
 
 
@@ -141,10 +145,10 @@ def parse_cpulist(text: str) -> set[int]:
     for part in text.split(","):
         first, sep, last = part.partition("-")
         if not first.isdigit() or (sep and not last.isdigit()):
-            raise RuntimeError_(f"CPU list {text!r}: {part!r} is not N or N-M")
+            raise TuningError(f"CPU list {text!r}: {part!r} is not N or N-M")
         low, high = int(first), int(last) if sep else int(first)
         if high < low:
-            raise RuntimeError_(f"CPU list {text!r}: {part!r} is a reversed range")
+            raise TuningError(f"CPU list {text!r}: {part!r} is a reversed range")
         cpus.update(range(low, high + 1))
     return cpus
 
@@ -186,38 +190,45 @@ class Runtime:
         self.unmovable: list[int] = []
         self.warnings: list[str] = []
 
-    def path(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
+    def path(self, rel: str) -> Path:
+        return Path(self.root, rel)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths relative to the root that match ``pattern``, sorted."""
+        return sorted(str(p.relative_to(self.root)) for p in Path(self.root).glob(pattern))
 
     def read(self, rel: str) -> str | None:
         try:
-            with open(self.path(rel)) as handle:
-                return handle.read().strip()
+            return self.path(rel).read_text().strip()
         except OSError:
             return None
 
     def write(self, rel: str, value: str) -> None:
-        with open(self.path(rel), "w") as handle:
+        with self.path(rel).open("w") as handle:
             handle.write(value)
 
-    def set(self, rel: str, current: str, wanted: str, shown_before: str | None = None) -> None:
-        """Write ``wanted``; the caller has decided it differs from ``current``."""
-        self.changes.append(
-            {"path": "/" + rel, "before": shown_before or current, "after": wanted}
-        )
+    def change(
+        self, rel: str, current: str, wanted: str, shown: tuple[str, str] | None = None
+    ) -> None:
+        """Write ``wanted``; the caller has decided it differs from ``current``.
+
+        ``shown`` is how the change reads to a person (a CPU list for a cpumask).
+        """
+        before, after = shown or (current, wanted)
+        self.changes.append({"path": "/" + rel, "before": before, "after": after})
         if self.check_mode:
             return
         try:
             self.write(rel, wanted)
         except OSError as exc:
-            raise RuntimeError_(
+            raise TuningError(
                 f"/{rel}: writing {wanted!r} failed: {os.strerror(exc.errno or 0)}"
             ) from exc
 
     def run(self, argv: list[str]) -> str:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise RuntimeError_(
+            raise TuningError(
                 f"{' '.join(argv)} failed ({result.returncode}): "
                 f"{(result.stderr or result.stdout).strip()}"
             )
@@ -237,7 +248,7 @@ class Runtime:
         current = match.group(1) if match else text
         self.before[f"thp_{name}"] = current
         if current != wanted:
-            self.set(rel, current, wanted)
+            self.change(rel, current, wanted)
 
     def workqueue(self, wanted: str | None) -> None:
         if wanted is None:
@@ -250,7 +261,9 @@ class Runtime:
             current = parse_mask(text)
             self.before.setdefault("workqueue_cpus", format_cpulist(current))
             if current != cpus:
-                self.set(rel, text, format_mask(cpus), format_cpulist(current))
+                self.change(
+                    rel, text, format_mask(cpus), (format_cpulist(current), format_cpulist(cpus))
+                )
 
     def sysctls(self, wanted: dict[str, Any] | None) -> None:
         if not wanted:
@@ -260,19 +273,19 @@ class Runtime:
             rel = "proc/sys/" + name.replace(".", "/")
             current = self.read(rel)
             if current is None:
-                raise RuntimeError_(f"sysctl {name}: /{rel} does not exist")
+                raise TuningError(f"sysctl {name}: /{rel} does not exist")
             before[name] = current
             target = " ".join(str(value).split())
             if " ".join(current.split()) != target:
-                self.set(rel, current, target)
+                self.change(rel, current, target)
         self.before["sysctls"] = before
 
     def governor(self, wanted: Any) -> None:
         if wanted is None:
             return
         before: dict[str, str] = {}
-        for policy_dir in sorted(glob.glob(self.path(f"{CPUFREQ}/policy*"))):
-            policy = os.path.basename(policy_dir)
+        for policy_dir in self.glob(f"{CPUFREQ}/policy*"):
+            policy = Path(policy_dir).name
             target = wanted.get(policy) if isinstance(wanted, dict) else str(wanted)
             rel = f"{CPUFREQ}/{policy}/scaling_governor"
             current = self.read(rel)
@@ -280,7 +293,7 @@ class Runtime:
                 continue
             before[policy] = current
             if current != target:
-                self.set(rel, current, target)
+                self.change(rel, current, target)
         self.before["governor"] = before
 
     def gpu_runtime_pm(self, wanted: str | None) -> None:
@@ -291,23 +304,22 @@ class Runtime:
             if current is not None:
                 self.before["gpu_runtime_pm"] = current
                 if current != wanted:
-                    self.set(rel, current, wanted)
+                    self.change(rel, current, wanted)
                 return
         self.warnings.append("no GPU power/control file; GPU runtime PM left alone")
 
     def fan(self, wanted: int | None) -> None:
         if wanted is None:
             return
-        for name_file in sorted(glob.glob(self.path("sys/class/hwmon/hwmon*/name"))):
-            hwmon = os.path.dirname(name_file)
-            if self.read(os.path.relpath(name_file, self.root)) in ("pwmfan", "pwm-fan"):
-                rel = os.path.relpath(os.path.join(hwmon, "pwm1"), self.root)
+        for name_file in self.glob("sys/class/hwmon/hwmon*/name"):
+            if self.read(name_file) in ("pwmfan", "pwm-fan"):
+                rel = str(Path(name_file).parent / "pwm1")
                 current = self.read(rel)
                 if current is None:
                     break
                 self.before["fan_pwm"] = int(current)
                 if int(current) != int(wanted):
-                    self.set(rel, current, str(int(wanted)))
+                    self.change(rel, current, str(int(wanted)))
                 return
         self.warnings.append("no pwmfan hwmon device; fan left alone")
 
@@ -319,8 +331,8 @@ class Runtime:
         known = self._load_unmovable(state_file)
         default = parse_cpulist(wanted) if wanted is not None else None
         before: dict[str, str] = {}
-        for irq_dir in glob.glob(self.path("proc/irq/*")):
-            number = os.path.basename(irq_dir)
+        for irq_dir in self.glob("proc/irq/*"):
+            number = Path(irq_dir).name
             if not number.isdigit():
                 continue
             rel = f"proc/irq/{number}/smp_affinity_list"
@@ -334,46 +346,42 @@ class Runtime:
                 target = default
             else:
                 continue
-            if parse_cpulist(text) == target:
-                continue
-            if int(number) in known:
-                self.unmovable.append(int(number))
-                continue
-            if self.check_mode:
-                self.changes.append(
-                    {"path": "/" + rel, "before": text, "after": format_cpulist(target)}
-                )
-                continue
-            try:
-                self.write(rel, format_cpulist(target))
-            except OSError as exc:
-                if exc.errno in (errno.EIO, errno.EINVAL, errno.EPERM):
-                    self.unmovable.append(int(number))
-                    continue
-                raise RuntimeError_(f"/{rel}: {os.strerror(exc.errno or 0)}") from exc
-            self.changes.append(
-                {"path": "/" + rel, "before": text, "after": format_cpulist(target)}
-            )
+            if parse_cpulist(text) != target:
+                self._move_irq(int(number), text, target, known)
         self.unmovable.sort()
         self.before["irq_affinity_map"] = dict(sorted(before.items(), key=lambda i: int(i[0])))
         if state_file and not self.check_mode:
             self._save_unmovable(state_file, known | set(self.unmovable))
 
+    def _move_irq(self, number: int, text: str, target: set[int], known: set[int]) -> None:
+        rel = f"proc/irq/{number}/smp_affinity_list"
+        if number in known:
+            self.unmovable.append(number)
+            return
+        if not self.check_mode:
+            try:
+                self.write(rel, format_cpulist(target))
+            except OSError as exc:
+                # per-CPU and managed IRQs answer EIO; an IRQ that went away, EINVAL
+                if exc.errno in (errno.EIO, errno.EINVAL, errno.EPERM):
+                    self.unmovable.append(number)
+                    return
+                raise TuningError(f"/{rel}: {os.strerror(exc.errno or 0)}") from exc
+        self.changes.append({"path": "/" + rel, "before": text, "after": format_cpulist(target)})
+
     def _load_unmovable(self, state_file: str | None) -> set[int]:
         if not state_file:
             return set()
         try:
-            with open(state_file) as handle:
-                return {int(n) for n in json.load(handle)}
+            return {int(n) for n in json.loads(Path(state_file).read_text())}
         except (OSError, ValueError, TypeError):
             return set()
 
     def _save_unmovable(self, state_file: str, numbers: set[int]) -> None:
         if numbers == self._load_unmovable(state_file):
             return
-        os.makedirs(os.path.dirname(state_file) or ".", exist_ok=True)
-        with open(state_file, "w") as handle:
-            json.dump(sorted(numbers), handle)
+        Path(state_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(state_file).write_text(json.dumps(sorted(numbers)))
 
     def swap_off(self, wanted: str | None) -> None:
         if wanted is None:
@@ -407,11 +415,10 @@ class Runtime:
         if not wanted:
             return
         unlocked = []
-        for policy_dir in sorted(glob.glob(self.path(f"{CPUFREQ}/policy*"))):
-            rel = os.path.relpath(policy_dir, self.root)
+        for rel in self.glob(f"{CPUFREQ}/policy*"):
             low, high = self.read(f"{rel}/scaling_min_freq"), self.read(f"{rel}/scaling_max_freq")
             if low is not None and low != high:
-                unlocked.append(f"{os.path.basename(policy_dir)} {low}-{high} kHz")
+                unlocked.append(f"{Path(rel).name} {low}-{high} kHz")
         for rel in ("sys/class/devfreq/17000000.gpu", "sys/devices/gpu.0/devfreq/17000000.ga10b"):
             low, high = self.read(f"{rel}/min_freq"), self.read(f"{rel}/max_freq")
             if low is not None:
@@ -463,10 +470,9 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"failed": True, "msg": f"usage: {argv[0]} ARGS.json"}))
         return 2
     try:
-        with open(argv[1]) as handle:
-            args = json.load(handle)
+        args = json.loads(Path(argv[1]).read_text())
         result = apply(args)
-    except (OSError, ValueError, RuntimeError_) as exc:
+    except (OSError, ValueError, TuningError) as exc:
         result = {"failed": True, "msg": str(exc)}
     print(json.dumps(result))
     return 1 if result.get("failed") else 0
