@@ -69,3 +69,22 @@ def test_bench_refuses_graph_on_a_backend_without_graphs(
         BenchSettings(iterations=0)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         bench(str(models["mlp"].path), "--option", "batch")
+
+
+def test_bench_drives_the_tensorrt_graph_option_or_says_tensorrt_is_missing(
+    models: dict[str, GeneratedModel],
+) -> None:
+    from jetson_rt.errors import JetsonRtError
+    from jetson_rt.runner.bench import graph_option
+
+    assert graph_option("tensorrt") == "use_cuda_graph"
+    try:
+        import tensorrt  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        # tensorrt-stubs installs an empty namespace package; a real TensorRT has Builder.
+        if hasattr(tensorrt, "Builder"):
+            pytest.skip("TensorRT is installed here")
+    with pytest.raises(JetsonRtError, match=r"(?i)tensorrt"):
+        run_bench("tensorrt", models["mlp"].path, {}, BenchSettings(graph="both", iterations=1))
