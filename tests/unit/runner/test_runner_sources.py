@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +15,7 @@ from jetson_rt.runner.config import InputConfig
 from jetson_rt.runner.sources import (
     FILLED,
     NO_INPUT,
+    CameraSource,
     FrameRing,
     FrameSource,
     SyntheticSource,
@@ -107,3 +112,38 @@ def test_camera_source_says_when_opencv_is_missing() -> None:
     assert "OpenCV is not importable" in why
     with pytest.raises(PlatformError, match=r"camera input .* is unavailable"):
         create_source(InputConfig(source="gstreamer", pipeline="videotestsrc ! appsink"))
+
+
+def test_camera_capture_thread_converts_frames_for_the_model(tmp_path: Path) -> None:
+    """The OpenCV capture path, fed from a recorded clip instead of a camera device."""
+    cv2 = pytest.importorskip("cv2")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    bgr = np.zeros((48, 64, 3), dtype=np.uint8)
+    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 200, 100, 20  # blue, green, red
+    for _ in range(60):
+        writer.write(bgr)
+    writer.release()
+
+    spec = TensorSpec("images", (1, 3, 24, 32), np.dtype(np.float32))
+    source = CameraSource(InputConfig(source="v4l2", policy="latest"))
+    arrays = [np.zeros(spec.shape, dtype=np.float32)]
+    source.prime([spec], arrays)
+    source._capture = cv2.VideoCapture(str(clip))
+    assert source._capture.isOpened()
+    source._thread = threading.Thread(target=source._run, daemon=True)
+    source._thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while source.fill(arrays, time.perf_counter_ns()) != FILLED:
+            assert time.monotonic() < deadline, "no frame arrived"
+            time.sleep(0.005)
+    finally:
+        source.stop()
+    frame = arrays[0]
+    # Resized to 32x24, RGB, scaled to [0, 1], channels first (JPEG moves values a little).
+    assert abs(float(frame[0, 0].mean()) - 20 / 255) < 0.03
+    assert abs(float(frame[0, 1].mean()) - 100 / 255) < 0.03
+    assert abs(float(frame[0, 2].mean()) - 200 / 255) < 0.03
+    assert source.frame_time_ns > 0
+    assert source.rejected == 0
