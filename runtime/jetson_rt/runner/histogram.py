@@ -135,16 +135,34 @@ class LatencyHistogram:
         return float(self.max_ns)
 
     def summary_ms(self) -> dict[str, float | int]:
-        """count, min, mean, percentiles and max, in milliseconds (JSON-ready)."""
+        """count, min, mean, percentiles and max, in milliseconds (JSON-ready).
+
+        One pass over the buckets for every percentile: this runs on the stats
+        thread, and its time holding the GIL is time the loop may wait.
+        """
         counts = self.counts()
         count = sum(counts)
         summary: dict[str, float | int] = {"count": count}
         if count == 0:
             return summary
+        ranks = [(key, max(1, math.ceil(count * pct / 100.0))) for key, pct in PERCENTILES]
+        values: dict[str, int] = {}
+        seen = 0
+        pending = 0
+        for index, value in enumerate(counts):
+            if not value:
+                continue
+            seen += value
+            while pending < len(ranks) and seen >= ranks[pending][1]:
+                bound = BOUNDS_NS[index] if index < len(BOUNDS_NS) else self.max_ns
+                values[ranks[pending][0]] = max(self.min_ns, min(bound, self.max_ns))
+                pending += 1
+            if pending == len(ranks):
+                break
         summary["min"] = round(self.min_ns / 1e6, 6)
         summary["mean"] = round(self.sum_ns / max(self.count, 1) / 1e6, 6)
-        for key, pct in PERCENTILES:
-            summary[key] = round(self.percentile_ns(pct, counts) / 1e6, 6)
+        for key, _ in PERCENTILES:
+            summary[key] = round(values.get(key, self.max_ns) / 1e6, 6)
         summary["max"] = round(self.max_ns / 1e6, 6)
         return summary
 

@@ -126,3 +126,13 @@ def test_interpolated_estimate_is_close_to_the_exact_percentile() -> None:
         # Well inside one bucket width (2.3 %), unlike the conservative upper bound.
         assert abs(hist.estimate_ns(pct) - exact) / exact < 0.004, pct
     assert LatencyHistogram().estimate_ns(50) == 0.0
+
+
+def test_summary_percentiles_match_single_percentile_queries() -> None:
+    rng = np.random.default_rng(11)
+    hist = LatencyHistogram()
+    for value in rng.lognormal(np.log(2e6), 0.6, size=5000).astype(np.int64).tolist():
+        hist.record(value)
+    summary = hist.summary_ms()
+    for key, pct in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p99_9", 99.9)):
+        assert summary[key] == round(hist.percentile_ns(pct) / 1e6, 6), key
