@@ -112,6 +112,8 @@ class Runner:
         self._final_written = False
         self._stopped = False
         self._switch_interval: float | None = None
+        self._stop_requested = False
+        self.error: str | None = None
 
     # --- startup ----------------------------------------------------------------
 
@@ -179,6 +181,8 @@ class Runner:
         done: dict[int, WarmupResult] = {}  # a model shared by tasks is warmed once
         for task in self.tasks:
             for tier in task.tiers:
+                if self._stop_requested:
+                    return  # SIGTERM during startup: no need to finish warming up
                 known = done.get(id(tier.backend))
                 if known is not None:
                     tier.warmup = known
@@ -203,36 +207,56 @@ class Runner:
     # --- the loop ------------------------------------------------------------------
 
     def run(self, duration_s: float | None = None, max_inferences: int | None = None) -> int:
-        """Start (if needed), loop until stopped, shut down; the exit status."""
-        if self.state == "created":
-            self.start()
-        scheduler = self.scheduler
-        if scheduler is None:
-            raise ConfigError("the runner has no tasks")
-        status = 0
-        try:
-            with self._signals(scheduler):
-                self.watchdog.arm()
-                scheduler.run(duration_s=duration_s, max_inferences=max_inferences)
-        except BaseException:
-            self.state = "failed"
-            status = 1
-            raise
-        finally:
-            self.shutdown()
-        return status
+        """Start (if needed), loop until stopped, shut down; the exit status.
+
+        SIGTERM/SIGINT are handled from the start: during startup they skip the
+        loop (after the current warm-up finishes) and the runner stops cleanly.
+        """
+        with self._signals():
+            if self.state == "created":
+                try:
+                    self.start()
+                except BaseException as exc:
+                    self._record_failure(exc)
+                    raise
+            scheduler = self.scheduler
+            if scheduler is None:
+                raise ConfigError("the runner has no tasks")
+            try:
+                if not self._stop_requested:
+                    self.watchdog.arm()
+                    scheduler.run(duration_s=duration_s, max_inferences=max_inferences)
+            except BaseException as exc:
+                self.state = "failed"
+                self.error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.shutdown()
+        return 0
 
     def stop(self) -> None:
+        """Stop the loop between rounds (any thread, or a signal handler)."""
+        self._stop_requested = True
         if self.scheduler is not None:
             self.scheduler.stop()
 
+    def _record_failure(self, exc: BaseException) -> None:
+        """A start that failed still leaves a stats file saying why."""
+        self.state = "failed"
+        self.error = f"{type(exc).__name__}: {exc}"
+        self._stopped = True
+        self.write_stats(final=True)
+        self._final_written = True
+        if self._owns_notifier:
+            self.notifier.close()
+
     @contextlib.contextmanager
-    def _signals(self, scheduler: Scheduler) -> Iterator[None]:
-        """SIGTERM/SIGINT stop the loop between rounds (main thread only)."""
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT stop the runner between rounds (main thread only)."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            del frame
-            scheduler.stop()
+            del signum, frame
+            self.stop()
 
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -371,6 +395,7 @@ class Runner:
             "runner_version": __version__,
             "state": self.state,
             "final": final,
+            "error": self.error,
             "pid": os.getpid(),
             "config": str(self.config.source) if self.config.source else None,
             "started_at": self.started_at,

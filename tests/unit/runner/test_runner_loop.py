@@ -537,3 +537,20 @@ def test_cli_check_config_and_run_through_the_main_entry_point(
     bad["rt"]["priority"] = 100
     assert main(["check-config", str(write_config(bad))]) == 2
     assert "rt.priority: must be at most 99, got 100" in capsys.readouterr().err
+
+
+def test_a_failed_start_leaves_a_stats_file_saying_why(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    from jetson_rt.errors import ModelError
+
+    doc = base_config()
+    doc["models"]["mlp"]["path"] = str(tmp_path / "missing.onnx")
+    runner = Runner(parse_config(doc))
+    with pytest.raises(ModelError, match=r"missing\.onnx"):
+        runner.run(max_inferences=10)
+    stats = read_stats(tmp_path / "stats.json")
+    assert stats["state"] == "failed"
+    assert stats["final"] is True
+    assert "ModelError" in str(stats["error"])
+    assert "missing.onnx" in str(stats["error"])
