@@ -122,11 +122,15 @@ class Runner:
         self.state = "starting"
         self.started_at = _now_iso()
         self._started_ns = time.monotonic_ns()
+        # Unarmed, the watchdog thread only keeps systemd's WatchdogSec= fed while models
+        # load and warm up (TimeoutStartSec= bounds that); it judges the loop once armed.
+        self.watchdog.start()
         try:
             self._load()
             self.state = "warming_up"
             self._warm_up()
         except BaseException:
+            self.watchdog.stop()
             self._release()
             raise
         self.health.controllers = [task.controller for task in self.tasks]
@@ -141,7 +145,6 @@ class Runner:
             status=self.notifier.status,
         )
         self.reporter.start()
-        self.watchdog.start()
         self._switch_interval = sys.getswitchinterval()
         self.rt = apply_rt(self.config.rt, lambda: platform.isolated_cpus(self._root))
         self.state = "running"
