@@ -347,8 +347,12 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
         errors.add(f"{where}.path", "is required: the ONNX model or TensorRT engine file")
     default_device = "gpu" if backend == "tensorrt" else "cpu"
     device = section.choice("device", default_device, _DEVICES)
-    if backend == "onnxruntime" and device == "dla":
-        errors.add(f"{where}.device", "dla needs backend: tensorrt")
+    if backend == "onnxruntime" and device != "cpu":
+        errors.add(
+            f"{where}.device",
+            f"the onnxruntime backend runs on the CPU; use device: cpu, or backend: tensorrt "
+            f"for {device}",
+        )
     shapes: dict[str, tuple[int, ...]] = {}
     raw_shapes = section.raw("shapes")
     if raw_shapes is not None:
