@@ -513,9 +513,25 @@ class SimKernel:
                     {"devicetree": _static_dir({"base": _static_dir(devicetree)})}
                 ),
                 "fs": _static_dir({"cgroup": _static_dir({})}),
-                "module": _static_dir({}),
+                # /proc/modules cannot be laid over a machine kernel built without
+                # modules; /sys/module/<name>/initstate says the same on every kernel.
+                "module": Dir(self._sys_modules),
             }
         )
+
+    def _sys_modules(self) -> dict[str, Node]:
+        modules = self.state.boot.get("modules", [m for m, _ in hw.MODULES])
+        sizes = dict(hw.MODULES)
+        return {
+            m: _static_dir(
+                {
+                    "initstate": _const("live"),
+                    "refcnt": _const("1"),
+                    "coresize": _const(str(sizes.get(m, 65536))),
+                }
+            )
+            for m in modules
+        }
 
     def _wq_mask(self, text: str) -> list[int]:
         cpus = [c for c in _parse_mask(text) if c < hw.CPUS]

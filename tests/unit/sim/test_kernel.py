@@ -186,3 +186,11 @@ def test_workqueue_mask_and_state_survives_reload(kernel: SimKernel, tmp_path: P
     assert refused(kernel, "sys/devices/virtual/workqueue/cpumask", "0") == errno.EINVAL
     again = SimKernel.load("orin-nano-01", tmp_path / "kernel.json")
     assert again.state.workqueue_mask == [0, 1, 2, 3]
+
+
+def test_sys_module_lists_the_booted_image_modules(kernel: SimKernel) -> None:
+    modules = node(kernel, "sys/module")
+    assert isinstance(modules, Dir)
+    assert list(modules.children()) == ["nvgpu"]
+    assert read(kernel, "sys/module/nvgpu/initstate") == "live"
+    assert read(kernel, "proc/modules").split()[0] == "nvgpu"
