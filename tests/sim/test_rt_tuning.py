@@ -197,7 +197,12 @@ def test_check_mode_shows_the_diff_and_changes_nothing(fleet: SimFleet) -> None:
     assert [host_state(fleet, i) for i in range(2)] == before
 
 
+SWAPFILE = "/swapfile none swap sw 0 0"
+
+
 def test_converge_reboots_into_isolation_and_sets_every_knob(fleet: SimFleet) -> None:
+    # a swap file in fstab, as some installs add next to JetPack's zram
+    fleet.sudo(fleet.hosts[0], f"echo '{SWAPFILE}' >> /etc/fstab")
     output, rows = run(fleet, "playbooks/tune.yml", "-e", "rt_tuning_reboot_ok=true")
     for host in fleet.hosts:
         assert rows[host.name]["failed"] == 0
@@ -248,6 +253,8 @@ def test_converge_reboots_into_isolation_and_sets_every_knob(fleet: SimFleet) ->
         assert state["limits"] == "jetson-rt - rtprio 99 jetson-rt - memlock unlimited"
         assert "kernel.sched_rt_runtime_us = -1" in state["sysctl_d"]
         assert state["stock_record"] == "yes"
+    assert host_state(fleet, 0)["fstab"] == f"#jetson-rt-swap# {SWAPFILE}"
+    assert fleet.sudo(fleet.hosts[0], "ls /etc/fstab.*~ | wc -l").strip() == "1"  # the backup
 
 
 def test_second_run_changes_nothing(fleet: SimFleet) -> None:
@@ -269,7 +276,7 @@ def test_restore_returns_to_stock_and_is_idempotent(fleet: SimFleet) -> None:
         assert state["governors"] == "schedutil"
         assert state["cpu_locked"] == "n"
         assert state["gpu_pm"] == "auto"
-        assert state["swaps"] == "6"
+        assert state["swaps"] == ("7" if index == 0 else "6")  # zram, and the swap file
         assert state["rt_runtime"] == "950000"
         assert state["nvpmodel"] == "NV Power Mode: 15W"
         assert state["pm_default"] == "< PM_CONFIG DEFAULT=0 >"
@@ -279,6 +286,8 @@ def test_restore_returns_to_stock_and_is_idempotent(fleet: SimFleet) -> None:
         assert "No such file" in state["units"] or "not-found" in state["units"]
         assert state["limits"] == state["sysctl_d"] == ""
         assert state["stock_record"] == "no"
+    assert host_state(fleet, 0)["fstab"] == SWAPFILE
+    assert "/swapfile" in fleet.sudo(fleet.hosts[0], "cat /proc/swaps")
     output, rows = run(fleet, "playbooks/restore.yml", "-e", "rt_tuning_reboot_ok=true")
     for host in fleet.hosts:
         assert rows[host.name]["changed"] == 0, output[-4000:]
