@@ -16,7 +16,7 @@ from __future__ import annotations
 import mmap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from jetson_rt.errors import ConfigError, EngineError, PlatformError
 from jetson_rt.log import logger
 
 if TYPE_CHECKING:
-    import tensorrt as trt  # type: ignore[import-untyped]
+    import tensorrt as trt
 
     from jetson_rt.engine.manifest import Manifest
 
@@ -81,10 +81,10 @@ class TensorRTBackend(BackendLifecycle):
         self.verify = verify
         self.device = device
         self.manifest: Manifest | None = None
-        self._trt_logger: Any = None
-        self._runtime: Any = None
-        self._engine: Any = None
-        self._context: Any = None
+        self._trt_logger: trt.Logger | None = None
+        self._runtime: trt.Runtime | None = None
+        self._engine: trt.ICudaEngine | None = None
+        self._context: trt.IExecutionContext | None = None
         self._stream: Stream | None = None
         self._context_memory: DeviceBuffer | None = None
         self._device_buffers: dict[str, DeviceBuffer] = {}
@@ -107,18 +107,18 @@ class TensorRTBackend(BackendLifecycle):
         self._trt_logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._trt_logger)
         self._select_dla(self._runtime)
-        self._engine = self._deserialize(self._runtime)
+        engine = self._engine = self._deserialize(self._runtime)
         self._stream = Stream()
         self._stream_address = self._stream.address
-        self._context = self._engine.create_execution_context(
+        self._context = engine.create_execution_context(
             trt.ExecutionContextAllocationStrategy.USER_MANAGED
         )
         if self._context is None:
             raise EngineError(
                 f"TensorRT could not create an execution context for {self.model_path}"
             )
-        self._bind_shapes(trt)
-        self._allocate_and_bind(trt)
+        self._bind_shapes(engine, self._context)
+        self._allocate_and_bind(engine, self._context)
         self._timer = StageTimer(("h2d", "infer", "d2h"))
         self._graph = GraphLaunch(self._stream, self._enqueue, use_graph=self.use_cuda_graph)
         captured = self._graph.prepare()
@@ -170,7 +170,7 @@ class TensorRTBackend(BackendLifecycle):
             raise PlatformError(f"DLA core {self.dla_core} does not exist: this device has {cores}")
         runtime.DLA_core = self.dla_core
 
-    def _deserialize(self, runtime: trt.Runtime) -> Any:
+    def _deserialize(self, runtime: trt.Runtime) -> trt.ICudaEngine:
         try:
             with self.model_path.open("rb") as handle:
                 if self.model_path.stat().st_size == 0:
@@ -219,8 +219,9 @@ class TensorRTBackend(BackendLifecycle):
                 )
         return wanted
 
-    def _bind_shapes(self, trt: Any) -> None:
-        engine, context = self._engine, self._context
+    def _bind_shapes(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
+        import tensorrt as trt
+
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         unknown = sorted(set(self.input_shapes) - set(input_names))
@@ -257,8 +258,7 @@ class TensorRTBackend(BackendLifecycle):
         self._inputs = tuple(inputs)
         self._outputs = tuple(outputs)
 
-    def _allocate_and_bind(self, trt: Any) -> None:
-        engine, context = self._engine, self._context
+    def _allocate_and_bind(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
         # device_memory_size_v2 and set_device_memory arrived in TensorRT 10.1.
         size = int(getattr(engine, "device_memory_size_v2", None) or engine.device_memory_size)
         self._context_memory = DeviceBuffer(size)
@@ -283,7 +283,9 @@ class TensorRTBackend(BackendLifecycle):
             self._d2h.append((self._pinned[spec.name], self._device_buffers[spec.name]))
 
     def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self._stream_address):
+        context = self._context
+        assert context is not None  # active by contract
+        if not context.execute_async_v3(self._stream_address):
             raise EngineError(f"execute_async_v3 failed for {self.model_path.name}")
 
     def _close(self) -> None:

@@ -13,19 +13,21 @@ calibration: rebuilding with other flags reuses the scales.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorrt as trt  # type: ignore[import-untyped]
+import tensorrt as trt
 
 from jetson_rt.cuda import DeviceBuffer, PinnedBuffer, Stream, copy_host_to_device_async
 from jetson_rt.engine.atomic import atomic_write_bytes
 from jetson_rt.errors import ConfigError, EngineError
 from jetson_rt.log import logger
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
-# TensorRT is untyped to mypy here (its stubs do not parse), hence Any as a base.
-class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
+
+class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
     """Feeds batches of ``.npy`` samples to TensorRT through one device buffer."""
 
     def __init__(
@@ -113,7 +115,7 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
             raise EngineError("no calibration cache and no samples: give --calib-dir")
         return None
 
-    def write_calibration_cache(self, cache: Any) -> None:
+    def write_calibration_cache(self, cache: Buffer) -> None:
         if self.cache is not None and self.error is None:
             atomic_write_bytes(self.cache, memoryview(cache))
             logger.info("wrote calibration cache %s", self.cache)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from jetson_rt.engine.atomic import atomic_write_bytes, atomic_write_text
@@ -19,17 +20,18 @@ from jetson_rt.errors import EngineError, ModelError, PlatformError
 from jetson_rt.log import logger
 
 if TYPE_CHECKING:
-    import tensorrt as trt  # type: ignore[import-untyped]
+    import tensorrt as trt
+    from typing_extensions import Buffer
 
 LAYER_REPORT_SUFFIX = ".layers.json"
 
 
-def dims_tuple(shape: Any) -> tuple[int, ...]:
+def dims_tuple(shape: trt.Dims) -> tuple[int, ...]:
     """A TensorRT ``Dims`` as a tuple (``Dims`` indexes, but is not typed as iterable)."""
     return tuple(int(shape[index]) for index in range(len(shape)))
 
 
-def require_tensorrt() -> Any:
+def require_tensorrt() -> ModuleType:
     """The ``tensorrt`` module, or a clear refusal where it is missing.
 
     Type stubs (``tensorrt-stubs``) install a ``tensorrt`` folder without
@@ -281,7 +283,7 @@ def _calibration_inputs(
     return result
 
 
-def layer_report(serialized: Any, log: trt.Logger, dla_core: int | None = None) -> str:
+def layer_report(serialized: Buffer, log: trt.Logger, dla_core: int | None = None) -> str:
     """The engine inspector's per-layer JSON (fusions, precisions, tactics)."""
     import tensorrt as trt
 
