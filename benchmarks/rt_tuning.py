@@ -1,0 +1,69 @@
+"""First converge of playbooks/tune.yml against its idempotent re-run, on simulated Orin Nanos.
+
+A fresh fleet (image already cached), then `ansible-playbook playbooks/tune.yml` twice
+with the project's ansible.cfg: the first run changes every host (no reboot: the
+boot arguments are only written), the second finds nothing to change. Prints both
+wall times, the tasks changed in each run, and their ratio, from one run.
+
+Run as root: python benchmarks/rt_tuning.py [--hosts 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jetson_rt.sim.fleet import Fleet
+
+REPO = Path(__file__).resolve().parents[1]
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+
+def tune(inventory: Path) -> tuple[float, int]:
+    """Wall seconds of one tune.yml run and the tasks it changed across the fleet."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    start = time.monotonic()
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/tune.yml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"tune.yml failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", result.stdout))
+    return elapsed, changed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        fleet = Fleet(name="benchtune", inventory_dir=Path(tmp) / "sim")
+        fleet.down()
+        try:
+            fleet.up(args.hosts)
+            inventory = fleet.inventory_dir / "hosts.yml"
+            first, first_changed = tune(inventory)
+            again, again_changed = tune(inventory)
+        finally:
+            fleet.down()
+    print(f"tune.yml on {args.hosts} sim hosts ({os.cpu_count()} CPUs on this machine)")
+    print(f"  first converge : {first:6.1f} s  ({first_changed} tasks changed)")
+    print(f"  idempotent run : {again:6.1f} s  ({again_changed} tasks changed)")
+    print(f"  ratio          : {first / again:6.2f}x")
+    return 0 if again_changed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
