@@ -122,7 +122,7 @@ def runner_for(model: Path) -> Runner:
     doc = {
         "schema_version": 1,
         "models": {"m": {"backend": "onnxruntime", "path": str(model)}},
-        "tasks": [{"name": "bench", "tiers": ["m"], "deadline_ms": 1000}],
+        "tasks": [{"name": "bench", "tiers": ["m"], "deadline_ms": 100}],
         "warmup": {"min_iterations": 200, "max_iterations": 2000, "window": 50, "max_cv": 0.2},
         "rt": {"priority": 0, "cpus": "all", "mlockall": False},
         "thermal": {"enabled": False},

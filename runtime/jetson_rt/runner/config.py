@@ -637,6 +637,14 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
     stats = _stats(top.raw("stats"), errors, base)
     prometheus = _prometheus(top.raw("prometheus"), errors)
     top.done()
+    for index, task in enumerate(tasks):
+        if task.deadline_ms >= watchdog.timeout_ms:
+            errors.add(
+                "watchdog.timeout_ms",
+                f"is {watchdog.timeout_ms:g} ms, not above tasks[{index}].deadline_ms "
+                f"({task.deadline_ms:g} ms): a slow but legal inference would trip it; "
+                "make the timeout several deadlines long",
+            )
     if watchdog.action == "fallback":
         for index, task in enumerate(tasks):
             if watchdog.fallback_tier < 0 and not task.degradation.emergency:

@@ -106,6 +106,7 @@ def test_every_problem_is_reported_at_once(base_config: Callable[..., dict[str, 
         ({"watchdog": {"action": "fallback", "fallback_tier": 3}}, "has 1 tier(s)"),
         ({"stats": {"interval_s": -1}}, "stats.interval_s: must be at least 0.05"),
         ({"prometheus": {"port": 70000}}, "prometheus.port: must be at most 65535"),
+        ({"watchdog": {"timeout_ms": 40}}, "not above tasks[0].deadline_ms (50 ms)"),
         (
             {"models": {"mlp": {"backend": "onnxruntime", "path": "m.onnx", "device": "dla"}}},
             "models.mlp.device: the onnxruntime backend runs on the CPU",
