@@ -380,6 +380,7 @@ class Scheduler:
             for slot in range(count):
                 running = started[slot]
                 if running is not None:
+                    self.current_task = running.index  # for the watchdog's report
                     running.finish()
                     started[slot] = None
             self.current_task = -1
