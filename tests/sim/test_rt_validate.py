@@ -1,0 +1,278 @@
+"""playbooks/validate.yml on a simulated fleet: a stock host, a host tuned by the rt_tuning
+role (on a simulated PREEMPT_RT kernel installed by hand), and a host that is down.
+
+One fleet of two hosts and one validation run (quick profile, shortened) serve every
+test here: the expensive part is done once, the tests read the RUN_DIR and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.simfleet import REPO, SimFleet
+
+from jetson_rt.sim import bootloader
+from jetson_rt.sim import hardware as hw
+from jetson_rt.sim.fleet import Fleet, fleet_octet
+
+pytestmark = pytest.mark.sim
+
+FLEET_NAME = "jrtval"
+DOWN_HOST = "orin-nano-09"
+CYCLICTEST_S = 2
+
+# What the audit must find wrong on a stock JetPack host (the simulated one: no
+# nvidia-l4t kernel packages, a cool SoC and plenty of memory).
+STOCK_FAILURES = {
+    "rt_kernel",
+    "cmdline_isolation",
+    "cpu_isolation",
+    "nohz_full",
+    "irq_affinity",
+    "irqbalance",
+    "thp",
+    "swap",
+    "governor",
+    "clocks_locked",
+    "nvpmodel",
+    "sched_rt_runtime",
+    "sysctls",
+    "rt_limits",
+    "desktop",
+}
+
+RT_KERNEL_PLAY = """\
+- name: Install the simulated PREEMPT_RT kernel as the default boot entry
+  hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Image
+      ansible.builtin.copy: {src: "%(image)s", dest: /boot/Image.real-time, mode: "0644"}
+    - name: Entry
+      ansible.builtin.blockinfile:
+        path: /boot/extlinux/extlinux.conf
+        block: |
+
+          LABEL real-time
+                MENU LABEL real-time kernel
+                LINUX /boot/Image.real-time
+                INITRD /boot/initrd
+                APPEND ${cbootargs} root=/dev/mmcblk0p1 rw rootwait
+    - name: Default
+      ansible.builtin.lineinfile:
+        path: /boot/extlinux/extlinux.conf
+        regexp: "^DEFAULT "
+        line: DEFAULT real-time
+
+- name: Tune with rt_tuning, rebooting into the new boot arguments
+  hosts: all
+  gather_facts: false
+  become: true
+  roles:
+    - role: rt_tuning
+      vars:
+        rt_tuning_reboot_ok: true
+"""
+
+
+@dataclass
+class Validation:
+    sim: SimFleet
+    untuned: str
+    tuned: str
+    result: subprocess.CompletedProcess[str]
+    run_dir: Path
+    seconds: float
+
+    def host_file(self, host: str, name: str) -> Any:
+        return json.loads((self.run_dir / "hosts" / host / name).read_text())
+
+    def audit(self, host: str) -> dict[str, dict[str, Any]]:
+        return {c["id"]: c for c in self.host_file(host, "audit.json")["checks"]}
+
+
+def _inventory_with_down_host(sim: SimFleet, directory: Path) -> Path:
+    """The fleet's inventory, its group_vars, and a host nobody answers for."""
+    data = yaml.safe_load(sim.inventory.read_text())
+    address = f"127.0.{fleet_octet(FLEET_NAME)}.99"
+    data["all"]["hosts"][DOWN_HOST] = {"ansible_host": address, "ansible_ssh_timeout": 3}
+    data["all"]["children"]["jetson"]["children"]["line_b"]["hosts"][DOWN_HOST] = None
+    data["all"]["children"]["sim"]["hosts"][DOWN_HOST] = None
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "group_vars").symlink_to(REPO / "inventories/sim/group_vars")
+    inventory = directory / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    return inventory
+
+
+def _playbook(sim: SimFleet, inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), *args],
+        capture_output=True,
+        text=True,
+        env=sim.env(),
+        cwd=REPO,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Validation]:
+    if os.geteuid() != 0 or not Path("/usr/bin/podman").exists():
+        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
+            pytest.fail("sim tests required but root and podman are not both available")
+        pytest.skip("the simulated fleet needs root and podman")
+    base = tmp_path_factory.mktemp("rt_validate")
+    fleet = Fleet(name=FLEET_NAME, inventory_dir=base / "sim")
+    fleet.down()
+    try:
+        hosts = fleet.up(2)
+        sim = SimFleet(fleet=fleet, hosts=hosts)
+        untuned, tuned = hosts[0].name, hosts[1].name
+        image = base / "Image.real-time"
+        image.write_text(bootloader.make_image(hw.RT_RELEASE, realtime=True))
+        play = base / "tune.yml"
+        play.write_text(RT_KERNEL_PLAY % {"image": image})
+        tuning = sim.playbook("-l", tuned, str(play))
+        assert tuning.returncode == 0, tuning.stdout[-3000:] + tuning.stderr[-2000:]
+        inventory = _inventory_with_down_host(sim, base / "inventory")
+        results = base / "runs"
+        start = time.monotonic()
+        result = _playbook(
+            sim,
+            inventory,
+            "playbooks/validate.yml",
+            "-e",
+            json.dumps(
+                {
+                    "rt_validate_results_dir": str(results),
+                    "rt_validate_run_id": "run-1",
+                    "rt_validate_cyclictest_overrides": {"duration_s": CYCLICTEST_S},
+                    "rt_validate_poll_interval": 1,
+                }
+            ),
+        )
+        seconds = time.monotonic() - start
+        yield Validation(sim, untuned, tuned, result, results / "run-1", seconds)
+    finally:
+        fleet.down()
+
+
+def test_run_dir_lists_every_targeted_host(validation: Validation) -> None:
+    run = json.loads((validation.run_dir / "run.json").read_text())
+    assert run["schema_version"] == 1
+    assert run["profile"] == "quick"
+    assert set(run["hosts"]) == {validation.untuned, validation.tuned, DOWN_HOST}
+    assert "sim" in run["hosts"][DOWN_HOST]
+    # the sim group's gate comes from inventories/sim/group_vars/sim.yml and says why
+    assert run["gates"]["sim"]["exclusive"] is True
+    assert "say nothing about a Jetson" in run["gates"]["sim"]["note"]
+    assert run["finished_at"] >= run["started_at"]
+    assert run["cyclictest"]["cmdline"].startswith("taskset -c ")
+
+
+def test_untuned_host_shows_the_right_failures(validation: Validation) -> None:
+    audit = validation.audit(validation.untuned)
+    failed = {check_id for check_id, c in audit.items() if c["status"] == "fail"}
+    assert failed == STOCK_FAILURES
+    assert audit["rt_kernel"]["observed"].startswith(hw.STOCK_RELEASE)
+    assert "201(eth0)->0-5" in audit["irq_affinity"]["observed"]
+    assert "per-CPU excluded (11,12,13,14)" in audit["irq_affinity"]["observed"]
+    assert "/dev/zram0" in audit["swap"]["observed"]
+    assert audit["nvpmodel"]["observed"] == "15W"
+    assert audit["nvpmodel"]["expected"].startswith("MAXN_SUPER")
+    assert audit["desktop"]["observed"] == "gdm.service: active, enabled"
+    for check in audit.values():
+        assert check["hint"], check
+
+
+def test_host_tuned_by_rt_tuning_passes_the_audit(validation: Validation) -> None:
+    audit = validation.audit(validation.tuned)
+    assert {
+        k: (c["status"], c["observed"]) for k, c in audit.items() if c["status"] != "pass"
+    } == {}
+    assert audit["rt_kernel"]["observed"].startswith(hw.RT_RELEASE)
+    host = validation.host_file(validation.tuned, "host.json")
+    assert host["reachable"] is True and host["error"] is None
+    assert host["facts"]["realtime"] is True
+    assert host["facts"]["isolated_cpus"] == "4-5"
+
+
+def test_quick_cyclictest_results_land_in_the_run_dir(validation: Validation) -> None:
+    for name in (validation.untuned, validation.tuned):
+        result = validation.host_file(name, "cyclictest.json")
+        assert result["return_code"] == 0
+        threads = result["thread"]
+        assert threads
+        # the machine's CPUs, not the simulated 4-5: recorded as such in host.json
+        host = validation.host_file(name, "host.json")
+        cpus = {int(t["cpu"]) for t in threads.values()}
+        assert cpus == set(range(min(os.cpu_count() or 1, 4)))
+        assert "4-5 cannot be used by a task on this host" in host["facts"]["cyclictest_note"]
+        for thread in threads.values():
+            assert thread["cycles"] >= CYCLICTEST_S * 1000 * 0.5
+            assert thread["histogram"]
+        text = (validation.run_dir / "hosts" / name / "cyclictest.txt").read_text()
+        assert "# Histogram Overflows:" in text
+
+
+def test_report_builds_and_its_junit_parses(validation: Validation) -> None:
+    out = validation.result.stdout
+    # the stock host fails the fleet: the playbook says so after building the report
+    assert validation.result.returncode != 0
+    assert "The fleet failed validation" in out
+    assert "Verdict: FAIL" in out
+    report = validation.run_dir / "report"
+    assert (report / "report.html").stat().st_size > 10_000
+    data = json.loads((report / "report.json").read_text())
+    verdicts = {h["name"]: h["verdict"] for h in data["hosts"]}
+    assert verdicts[validation.tuned] == "pass"
+    assert verdicts[validation.untuned] == "fail"
+    suites = {s.get("name"): s for s in ET.parse(report / "junit.xml").getroot()}
+    suite = suites[f"jetson_rt.validation.{validation.tuned}"]
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    names = {case.get("name") for case in suite.iter("testcase")}
+    assert {"rt_kernel", "irq_affinity", "max_us", "avg_us"} <= names
+    stock = suites[f"jetson_rt.validation.{validation.untuned}"]
+    assert int(stock.get("failures") or 0) == len(STOCK_FAILURES)
+
+
+def test_unreachable_host_is_reported_as_such(validation: Validation) -> None:
+    host = validation.host_file(DOWN_HOST, "host.json")
+    assert host["reachable"] is False
+    assert host["failed_stage"] == "connect"
+    assert host["error"]
+    assert sorted(p.name for p in (validation.run_dir / "hosts" / DOWN_HOST).iterdir()) == [
+        "host.json"
+    ]
+    data = json.loads((validation.run_dir / "report" / "report.json").read_text())
+    down = next(h for h in data["hosts"] if h["name"] == DOWN_HOST)
+    assert down["state"] == "unreachable"
+    suite = next(
+        s
+        for s in ET.parse(validation.run_dir / "report" / "junit.xml").getroot()
+        if s.get("name") == f"jetson_rt.validation.{DOWN_HOST}"
+    )
+    assert [case.get("name") for case in suite.iter("testcase")] == ["results"]
+    assert suite.find("testcase/error") is not None
+    # the other hosts were validated all the same
+    recap = validation.result.stdout[validation.result.stdout.rindex("PLAY RECAP") :]
+    assert f"{DOWN_HOST}" in recap
+
+
+def test_validation_time(validation: Validation) -> None:
+    """The run (three hosts, one down, a 2-second test) stays well under CI's budget."""
+    assert validation.seconds < 240, validation.seconds
