@@ -26,7 +26,7 @@ description:
     unmovable (listed in O(unmovable_irqs_file)) or movable. A movable IRQ allowed on
     an isolated CPU fails the check; a managed or unmovable one that lands there is a
     warning; per-CPU IRQs are excluded and counted.
-version_added: "0.2.0"
+version_added: "0.1.0"
 options:
   isolated_cpus:
     description: CPUs that must be isolated, as a kernel CPU list (C(4-5)).
