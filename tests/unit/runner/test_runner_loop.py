@@ -54,7 +54,7 @@ def two_tier_doc(base_config: Callable[..., Doc], models: dict[str, GeneratedMod
         {
             "name": "classify",
             "tiers": ["mlp", "conv"],
-            "deadline_ms": 20,
+            "deadline_ms": 40,
             "degradation": {"step_down_after": 3, "step_up_after": 20, "emergency": False},
         }
     ]
@@ -142,7 +142,7 @@ def test_deadline_misses_step_the_tier_down_and_it_recovers(
     runner = Runner(parse_config(two_tier_doc(base_config, models)), backend_factory=factory)
     runner.start()
     faulty = factory.faulty["mlp"]
-    faulty.slow(count=3, extra_ms=40.0)
+    faulty.slow(count=3, extra_ms=80.0)
     runner.run(max_inferences=200)
     task = runner.tasks[0]
     assert task.deadline_misses >= 3
@@ -159,7 +159,7 @@ def test_emergency_tier_keeps_the_last_result_then_probes_back(
     base_config: Callable[..., Doc],
 ) -> None:
     doc = base_config()
-    doc["tasks"][0]["deadline_ms"] = 20
+    doc["tasks"][0]["deadline_ms"] = 40
     doc["tasks"][0]["degradation"] = {
         "step_down_after": 2,
         "step_up_after": 10,
@@ -169,8 +169,8 @@ def test_emergency_tier_keeps_the_last_result_then_probes_back(
     factory = Factory(faulty=("mlp",))
     runner = Runner(parse_config(doc), backend_factory=factory)
     runner.start()
-    factory.faulty["mlp"].slow(count=2, extra_ms=40.0)
-    runner.run(duration_s=0.6)
+    factory.faulty["mlp"].slow(count=2, extra_ms=80.0)
+    runner.run(duration_s=0.8)
     task = runner.tasks[0]
     assert task.emergency_results >= 1
     assert task.tier_counts[1] == task.emergency_results
@@ -278,7 +278,8 @@ def test_hung_inference_trips_the_watchdog_within_its_timeout(
     code, exited_at = exits[0]
     assert code == WATCHDOG_EXIT_CODE
     delay = exited_at - hung_at[0]
-    assert 0.2 <= delay < 0.2 + 0.15, delay  # the timeout, plus at most ~one poll period
+    # The timeout, plus one poll period (20 ms) and scheduling delay on a busy host.
+    assert 0.2 <= delay < 0.2 + 0.2, delay
     stats = read_stats(tmp_path / "stats.json")
     assert stats["state"] == "watchdog_timeout"
     assert stats["watchdog"]["timeouts"] == 1  # type: ignore[index]
@@ -373,8 +374,8 @@ def test_priority_scheduler_serves_a_periodic_high_task_and_a_background_task(
     background = next(task for task in runner.tasks if task.name == "background")
     assert runner.scheduler is not None
     assert [task.name for task in runner.scheduler.tasks] == ["control", "background"]
-    # 0.5 s at 5 ms: ~100 periods; allow for a slow CI machine but require most of them.
-    assert 60 <= control.inferences <= 101
+    # 0.5 s at 5 ms: at most 101 periods; a loaded CI machine misses some.
+    assert 40 <= control.inferences <= 101
     assert background.inferences > control.inferences
 
 
@@ -476,7 +477,7 @@ def test_tasks_on_one_lane_take_turns_by_priority(models: dict[str, GeneratedMod
     # Never two on the lane in one round: every start is followed by its own sync.
     pairs = list(zip(log[::2], log[1::2], strict=True))
     assert all(start[0] == done[0] for start, done in pairs)
-    assert 5 <= tasks[0].inferences <= 11
+    assert 3 <= tasks[0].inferences <= 11
     assert tasks[1].inferences > tasks[0].inferences
     assert log[:2] == ["A.in", "A.sync"]  # the higher priority goes first
 

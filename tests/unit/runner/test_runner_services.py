@@ -97,8 +97,9 @@ def test_watchdog_fires_once_per_timeout_while_beats_are_missing() -> None:
     finally:
         watchdog.stop()
     assert [strikes for _, strikes in calls] == [1, 2]
-    assert 100 <= calls[0][0] < 130
-    assert 200 <= calls[1][0] < 230
+    # Fired after the timeout, within a poll period plus scheduling delay on a busy host.
+    assert 100 <= calls[0][0] < 200
+    assert 200 <= calls[1][0] < 300
     assert watchdog.timeouts == 2
 
 
