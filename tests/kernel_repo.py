@@ -51,8 +51,12 @@ set -e
 conf=/boot/extlinux/extlinux.conf
 if [ "$1" = configure ] && [ -f "$conf" ] && ! grep -q '^LABEL real-time' "$conf"; then
     append=$(awk '/^[[:space:]]*LABEL[[:space:]]+primary/ { p = 1 }
-                  p && /^[[:space:]]*APPEND/ { sub(/^[[:space:]]*APPEND[[:space:]]+/, ""); print; exit }' "$conf")
-    printf '\nLABEL real-time\n\tMENU LABEL real-time kernel\n\tLINUX /boot/Image.real-time\n\tINITRD /boot/initrd\n\tAPPEND %s\n' "$append" >> "$conf"
+                  p && /^[[:space:]]*APPEND/ {
+                      sub(/^[[:space:]]*APPEND[[:space:]]+/, ""); print; exit }' "$conf")
+    {
+        printf '\nLABEL real-time\n\tMENU LABEL real-time kernel\n'
+        printf '\tLINUX /boot/Image.real-time\n\tINITRD /boot/initrd\n\tAPPEND %s\n' "$append"
+    } >> "$conf"
     sed -i 's/^DEFAULT .*/DEFAULT real-time/' "$conf"
 fi
 """
@@ -70,7 +74,9 @@ fi
 """
 
 
-def _deb(work: Path, name: str, version: str, files: dict[str, str], scripts: dict[str, str]) -> Path:
+def _deb(
+    work: Path, name: str, version: str, files: dict[str, str], scripts: dict[str, str]
+) -> Path:
     root = work / f"{name}-root"
     (root / "DEBIAN").mkdir(parents=True)
     for rel, text in files.items():
@@ -178,7 +184,7 @@ def bridge_gateway(network: str) -> str:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -208,9 +214,7 @@ def make_artifact(
     src = work / f"{name}-src"
     (src / "modules" / "lib" / "modules" / release / "kernel").mkdir(parents=True)
     image = src / "Image"
-    image.write_text(
-        bootloader.make_image(release, realtime=True, boot=boot, modules=modules)
-    )
+    image.write_text(bootloader.make_image(release, realtime=True, boot=boot, modules=modules))
     config = src / "config"
     config.write_text("CONFIG_PREEMPT_RT=y\nCONFIG_NO_HZ_FULL=y\n")
     (src / "modules" / "lib" / "modules" / release / "kernel" / "nvgpu.ko").write_text(

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import lzma
-import os
 import re
 import struct
 import tarfile
@@ -63,19 +62,19 @@ def _elf_section(data: bytes, name: bytes) -> bytes | None:
     is64 = data[4] == 2
     order = "<" if data[5] == 1 else ">"
     if is64:
-        shoff, = struct.unpack_from(order + "Q", data, 0x28)
+        (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
     else:
-        shoff, = struct.unpack_from(order + "I", data, 0x20)
+        (shoff,) = struct.unpack_from(order + "I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
 
     def header(index: int) -> tuple[int, int, int]:
         base = shoff + index * shentsize
         if is64:
-            sh_name, = struct.unpack_from(order + "I", data, base)
+            (sh_name,) = struct.unpack_from(order + "I", data, base)
             offset, size = struct.unpack_from(order + "QQ", data, base + 0x18)
         else:
-            sh_name, = struct.unpack_from(order + "I", data, base)
+            (sh_name,) = struct.unpack_from(order + "I", data, base)
             offset, size = struct.unpack_from(order + "II", data, base + 0x10)
         return sh_name, offset, size
 
@@ -100,8 +99,10 @@ def module_bytes(path: Path) -> bytes:
     if path.name.endswith(".ko.gz"):
         return gzip.decompress(raw)
     if path.name.endswith(".ko.zst"):
-        raise ArtifactError(f"{path}: zstd-compressed modules are not supported; build with "
-                            "CONFIG_MODULE_COMPRESS_NONE=y or _XZ=y")
+        raise ArtifactError(
+            f"{path}: zstd-compressed modules are not supported; build with "
+            "CONFIG_MODULE_COMPRESS_NONE=y or _XZ=y"
+        )
     return raw
 
 
@@ -206,15 +207,16 @@ def pack(members: dict[str, Path], manifest: dict[str, Any], dest: Path) -> str:
     manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
-    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in ((MANIFEST, manifest_bytes), (SUMS, sums.encode())):
-                tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
-            for name in sorted(members):
-                path = members[name]
-                mode = 0o755 if os.access(path, os.X_OK) and name == "Image" else 0o644
-                with path.open("rb") as handle:
-                    tar.addfile(_tar_info(name, path.stat().st_size, mode), handle)
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name, data in ((MANIFEST, manifest_bytes), (SUMS, sums.encode())):
+            tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+        for name in sorted(members):
+            with members[name].open("rb") as handle:
+                tar.addfile(_tar_info(name, members[name].stat().st_size), handle)
     tmp.replace(dest)
     return sha256_file(dest)
 
@@ -225,6 +227,59 @@ def pack(members: dict[str, Path], manifest: dict[str, Any], dest: Path) -> str:
 def _safe_name(name: str) -> bool:
     pure = PurePosixPath(name)
     return not pure.is_absolute() and ".." not in pure.parts and name not in ("", ".")
+
+
+def _extract(artifact: Path, extract_to: Path) -> set[str]:
+    """Unpack plain files with safe names only; returns the member names."""
+    extract_to.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(artifact, "r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            if not member.isfile() or not _safe_name(member.name):
+                raise ArtifactError(
+                    f"{artifact}: member {member.name!r} is not a plain file with a relative name"
+                )
+        for member in members:
+            target = extract_to / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            if source is None:
+                raise ArtifactError(f"{artifact}: cannot read {member.name}")
+            with target.open("wb") as handle:
+                handle.write(source.read())
+            target.chmod(member.mode & 0o755)
+    return {m.name for m in members}
+
+
+def _check_manifest(artifact: Path, extract_to: Path, names: set[str]) -> dict[str, Any]:
+    if MANIFEST not in names:
+        raise ArtifactError(f"{artifact}: no {MANIFEST}")
+    try:
+        manifest: dict[str, Any] = json.loads((extract_to / MANIFEST).read_text())
+    except ValueError as exc:
+        raise ArtifactError(f"{artifact}: {MANIFEST} is not JSON: {exc}") from exc
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ArtifactError(f"{artifact}: {MANIFEST} lacks {', '.join(missing)}")
+    if manifest["format"] != FORMAT:
+        raise ArtifactError(f"{artifact}: manifest format {manifest['format']} (expected {FORMAT})")
+    listed = set(manifest["files"])
+    extra = sorted(names - listed - {MANIFEST, SUMS})
+    if extra:
+        raise ArtifactError(f"{artifact}: files not in the manifest: {', '.join(extra[:5])}")
+    bad = [
+        name
+        for name, digest in sorted(manifest["files"].items())
+        if name not in names or sha256_file(extract_to / name) != digest
+    ]
+    if bad:
+        raise ArtifactError(
+            f"{artifact}: {len(bad)} file(s) missing or with a sha256 other than the "
+            f"manifest's: {', '.join(bad[:5])}"
+        )
+    if "Image" not in listed:
+        raise ArtifactError(f"{artifact}: no kernel Image")
+    return manifest
 
 
 def verify(
@@ -251,50 +306,7 @@ def verify(
             f"{artifact}: sha256 {actual} does not match the expected {sha256.lower()}; "
             "refusing to install it (fetch it again, or fix rt_kernel_artifact_sha256)"
         )
-    extract_to.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(artifact, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            if not member.isfile() or not _safe_name(member.name):
-                raise ArtifactError(f"{artifact}: member {member.name!r} is not a plain file "
-                                    "with a relative name")
-        names = {m.name for m in members}
-        if MANIFEST not in names:
-            raise ArtifactError(f"{artifact}: no {MANIFEST}")
-        for member in members:
-            target = extract_to / member.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            if source is None:
-                raise ArtifactError(f"{artifact}: cannot read {member.name}")
-            with target.open("wb") as handle:
-                handle.write(source.read())
-            target.chmod(member.mode & 0o755)
-    try:
-        manifest = json.loads((extract_to / MANIFEST).read_text())
-    except ValueError as exc:
-        raise ArtifactError(f"{artifact}: {MANIFEST} is not JSON: {exc}") from exc
-    missing = [key for key in REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise ArtifactError(f"{artifact}: {MANIFEST} lacks {', '.join(missing)}")
-    if manifest["format"] != FORMAT:
-        raise ArtifactError(f"{artifact}: manifest format {manifest['format']} (expected {FORMAT})")
-    listed = set(manifest["files"])
-    extra = sorted(names - listed - {MANIFEST, SUMS})
-    if extra:
-        raise ArtifactError(f"{artifact}: files not in the manifest: {', '.join(extra[:5])}")
-    bad = [
-        name
-        for name, digest in sorted(manifest["files"].items())
-        if name not in names or sha256_file(extract_to / name) != digest
-    ]
-    if bad:
-        raise ArtifactError(
-            f"{artifact}: {len(bad)} file(s) missing or with a sha256 other than the "
-            f"manifest's: {', '.join(bad[:5])}"
-        )
-    if "Image" not in listed:
-        raise ArtifactError(f"{artifact}: no kernel Image")
+    manifest = _check_manifest(artifact, extract_to, _extract(artifact, extract_to))
     if require_realtime and not manifest["realtime"]:
         raise ArtifactError(f"{artifact}: built without CONFIG_PREEMPT_RT=y")
     if l4t_release and manifest["l4t_release"] != l4t_release:
@@ -303,4 +315,4 @@ def verify(
             f"{l4t_release}: a kernel for another release may not boot (rebuild it for "
             f"{l4t_release}, or set rt_kernel_force=true)"
         )
-    return dict(manifest)
+    return manifest

@@ -3,8 +3,6 @@
 # Apache-2.0 (see galaxy.yml)
 """Ansible module jetson_rt.fleet.kernel_artifact: pack, verify and audit kernel artifacts."""
 
-# ruff: noqa: E402
-
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -123,7 +121,6 @@ dest:
 import json
 import tarfile
 from pathlib import Path
-from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jetson_rt.fleet.plugins.module_utils.kernel_artifact import (

@@ -1,0 +1,225 @@
+"""roles/rt_kernel on the simulated fleet: packages from a local NVIDIA-like repository,
+artifacts, the boot guard against a panicking kernel, the play's revert after a failed
+health check, refusals before any change, idempotence and the way back to stock.
+
+One fleet of two hosts for the module; each test leaves its host on the stock kernel
+or says what it leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests import kernel_repo
+from tests.simfleet import SimFleet
+
+from jetson_rt.sim import hardware as hw
+from jetson_rt.sim.fleet import Fleet, Host
+
+pytestmark = pytest.mark.sim
+
+FLEET_NAME = "jrtkern"
+EXTLINUX = "/boot/extlinux/extlinux.conf"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
+    if os.geteuid() != 0 or shutil.which("podman") is None:
+        reason = "the simulated fleet needs root and podman"
+        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
+            pytest.fail(f"sim tests required but {reason}")
+        pytest.skip(reason)
+    sim_fleet = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("kern") / "sim")
+    sim_fleet.down()
+    try:
+        yield SimFleet(fleet=sim_fleet, hosts=sim_fleet.up(2))
+    finally:
+        sim_fleet.down()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kernel-work")
+
+
+@pytest.fixture(scope="module")
+def repo_url(fleet: SimFleet, work: Path) -> Iterator[str]:
+    repo = kernel_repo.build_repo(work)
+    # the podman bridge's gateway: the machine as the sim hosts reach it (a loopback
+    # address published on the machine is not reachable from inside a host)
+    with kernel_repo.serve(repo, kernel_repo.bridge_gateway(fleet.fleet.network)) as url:
+        yield url
+
+
+def play(fleet: SimFleet, host: Host, *extra: str) -> subprocess.CompletedProcess[str]:
+    return fleet.playbook(
+        "playbooks/kernel.yml",
+        "--limit",
+        host.name,
+        "-e",
+        "rt_kernel_enabled=true",
+        "-e",
+        "rt_kernel_reboot_ok=true",
+        *extra,
+    )
+
+
+def flat(text: str) -> str:
+    """Output with the YAML callback's line folding undone."""
+    return " ".join(text.split())
+
+
+def recap(result: subprocess.CompletedProcess[str], host: Host) -> dict[str, int]:
+    match = re.search(rf"{host.name}\s+: (.*)", result.stdout)
+    assert match, result.stdout[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def boot_log(fleet: SimFleet, host: Host) -> list[str]:
+    state = json.loads((fleet.fleet.mount / host.name / "control" / "state").read_text())
+    return list(state["boot_log"])
+
+
+def running(fleet: SimFleet, host: Host) -> tuple[str, str]:
+    out = fleet.sudo(host, "cat /proc/sys/kernel/osrelease; cat /sys/kernel/realtime || echo 0")
+    release, realtime = out.split()
+    return release, realtime
+
+
+def default_label(fleet: SimFleet, host: Host) -> str:
+    return fleet.sudo(host, f"sed -n 's/^DEFAULT //p' {EXTLINUX}").strip()
+
+
+def fingerprint(fleet: SimFleet, host: Host) -> str:
+    return fleet.sudo(
+        host,
+        f"sha256sum {EXTLINUX}; ls /boot /var/lib/jetson-rt /etc/apt/sources.list.d 2>&1; "
+        "dpkg -l 'nvidia-l4t-*' 2>&1 | tail -n +6",
+    )
+
+
+def artifact_args(path: Path, sha256: str, *extra: str) -> list[str]:
+    return [
+        "-e",
+        "rt_kernel_method=artifact",
+        "-e",
+        f"rt_kernel_artifact={path}",
+        "-e",
+        f"rt_kernel_artifact_sha256={sha256}",
+        *extra,
+    ]
+
+
+def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
+    host = fleet.hosts[0]
+    before = fingerprint(fleet, host)
+
+    # the repository release differs from the host's /etc/nv_tegra_release
+    result = play(fleet, host, "-e", "rt_kernel_repo_release=r36.3")
+    assert result.returncode != 0
+    assert "runs L4T 36.4.3 (r36.4) but rt_kernel_repo_release is r36.3" in flat(result.stdout)
+
+    # an artifact whose sha256 is not the one given
+    good, _ = kernel_repo.make_artifact(work, "refuse-good")
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    result = play(fleet, host, *artifact_args(good, wrong))
+    assert result.returncode != 0
+    assert f"does not match the expected {wrong}" in flat(result.stdout)
+
+    # an artifact built for another L4T release
+    other, other_sha = kernel_repo.make_artifact(work, "refuse-r36.3", l4t_release="36.3.0")
+    result = play(fleet, host, *artifact_args(other, other_sha))
+    assert result.returncode != 0
+    assert "was built for L4T 36.3.0" in flat(result.stdout)
+
+    assert fingerprint(fleet, host) == before
+
+
+def test_packages_install_idempotent_hold_and_absent(fleet: SimFleet, repo_url: str) -> None:
+    host = fleet.hosts[0]
+    repo = ["-e", f"rt_kernel_repo_url={repo_url}", "-e", "rt_kernel_repo_options=trusted=yes"]
+    boots = len(boot_log(fleet, host))
+    result = play(fleet, host, *repo)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "rt_kernel installed, running 5.15.148-rt-tegra (PREEMPT_RT)" in flat(result.stdout)
+    assert running(fleet, host) == (hw.RT_RELEASE, "1")
+    assert default_label(fleet, host) == "real-time"
+    source = fleet.sudo(host, "cat /etc/apt/sources.list.d/nvidia-l4t-apt-source.list")
+    assert f"deb [trusted=yes] {repo_url} r36.4 main" in source
+    held = fleet.sudo(host, "apt-mark showhold").split()
+    assert set(kernel_repo.ORIN_PACKAGES) <= set(held)
+    conf = fleet.sudo(host, f"cat {EXTLINUX}")
+    # the known-good entry is untouched; extlinux.conf was backed up before any change
+    assert conf.count("LINUX /boot/Image\n") == 1
+    assert fleet.sudo(host, f"ls {EXTLINUX}.jetson-rt.orig")
+    assert "result=healthy" in fleet.sudo(host, "jetson-rt-boot-guard status")
+    log = boot_log(fleet, host)
+    assert len(log) == boots + 1 and "label=real-time" in log[-1]
+
+    # already running the requested kernel: nothing changes, no reboot
+    again = play(fleet, host, *repo)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert recap(again, host)["changed"] == 0
+    assert len(boot_log(fleet, host)) == boots + 1
+
+    # back to stock
+    gone = play(fleet, host, *repo, "-e", "rt_kernel_state=absent")
+    assert gone.returncode == 0, gone.stdout[-4000:]
+    assert running(fleet, host) == (hw.STOCK_RELEASE, "0")
+    conf = fleet.sudo(host, f"cat {EXTLINUX}")
+    assert "LABEL real-time" not in conf and "DEFAULT primary" in conf
+    assert not fleet.sudo(host, "dpkg -l 'nvidia-l4t-rt-*' 2>/dev/null | grep ^ii || true").strip()
+    assert "rt-kernel" not in fleet.sudo(
+        host, "cat /etc/apt/sources.list.d/nvidia-l4t-apt-source.list"
+    )
+    assert fleet.ssh(host, "test -e /usr/local/sbin/jetson-rt-boot-guard", check=False).returncode
+
+
+def test_artifact_reverts_then_installs(fleet: SimFleet, work: Path) -> None:
+    host = fleet.hosts[1]
+
+    # a kernel without nvgpu boots but fails the health check: the play reverts it
+    # (failure policy continue: the host is reported, not failed)
+    broken, broken_sha = kernel_repo.make_artifact(
+        work, "no-nvgpu", modules=tuple(m for m, _ in hw.MODULES if m != "nvgpu")
+    )
+    result = play(
+        fleet, host, *artifact_args(broken, broken_sha, "-e", "rt_kernel_failure_policy=continue")
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    out = flat(result.stdout)
+    assert "REVERTED to" in out and "module nvgpu not loaded" in out
+    assert running(fleet, host) == (hw.STOCK_RELEASE, "0")
+    assert default_label(fleet, host) == "primary"
+    status = json.loads(fleet.sudo(host, "cat /var/lib/jetson-rt/rt_kernel/status.json"))
+    assert status["status"] == "reverted"
+
+    # a kernel that panics: L4TLauncher boots it again and again; the boot guard sets
+    # DEFAULT back on its second boot, so the third boot is the known-good entry
+    panics, panics_sha = kernel_repo.make_artifact(work, "panics", boot="panic")
+    boots = len(boot_log(fleet, host))
+    result = play(fleet, host, *artifact_args(panics, panics_sha))
+    assert result.returncode != 0  # failure policy halt
+    assert "the boot guard reverted DEFAULT" in flat(result.stdout)
+    log = boot_log(fleet, host)[boots:]
+    assert [line.split()[3] for line in log] == ["panic", "panic", "ok"], log
+    assert "label=primary" in log[-1]
+    assert running(fleet, host) == (hw.STOCK_RELEASE, "0")
+
+    # a good artifact: installed, checked and kept, with its modules
+    good, good_sha = kernel_repo.make_artifact(work, "good")
+    result = play(fleet, host, *artifact_args(good, good_sha))
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert running(fleet, host) == ("5.15.148-rt-jetson-rt", "1")
+    assert fleet.sudo(host, "ls /lib/modules/5.15.148-rt-jetson-rt/kernel").split() == ["nvgpu.ko"]
+    assert "LINUX /boot/Image.jetson-rt-5.15.148-rt-jetson-rt" in fleet.sudo(
+        host, f"cat {EXTLINUX}"
+    )
