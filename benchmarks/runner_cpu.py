@@ -128,8 +128,7 @@ def runner_for(model: Path) -> Runner:
         "thermal": {"enabled": False},
     }
     runner = Runner(parse_config(doc))
-    runner._load()
-    runner._warm_up()
+    runner.prepare()
     return runner
 
 
@@ -182,7 +181,7 @@ def compare(model: Path, rounds: int, block: int) -> dict[str, Any]:
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
     diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
     growth = sum(stat.size_diff for stat in diff)
-    runner._release()
+    runner.release()
 
     def pct(hist: LatencyHistogram, p: float) -> float:
         return hist.estimate_ns(p) / 1e3

@@ -69,8 +69,7 @@ def runner_over(workload: GpuWorkload) -> Runner:
         return cast("Backend", workload)  # a Backend by structure; its name is its own
 
     runner = Runner(parse_config(doc), backend_factory=factory)
-    runner._load()
-    runner._warm_up()
+    runner.prepare()
     return runner
 
 
@@ -126,7 +125,7 @@ def measure(target_ms: float, rounds: int, block: int) -> dict[str, Any]:
         stages = {
             stage: task.hist[stage].summary_ms() for stage in ("h2d", "infer", "d2h", "total")
         }
-        runner._release()  # freezes results; the workload itself is closed by ``with``
+        runner.release()  # freezes results; the workload itself is closed by ``with``
 
         # Interpolated inside buckets: the raw side is exact, so no whole-bucket steps.
         runner_p50 = runner_hist.estimate_ns(50) / 1e6
@@ -176,7 +175,7 @@ def graph_off(target_ms: float, iterations: int, count: int) -> dict[str, float]
             "enqueue_graph_off_p50_us": task.hist["enqueue"].estimate_ns(50) / 1e3,
             "runner_graph_off_p50_ms": task.hist["total"].estimate_ns(50) / 1e6,
         }
-        runner._release()
+        runner.release()
     return result
 
 

@@ -157,6 +157,26 @@ class Runner:
             self.rt.short(),
         )
 
+    def prepare(self) -> Scheduler:
+        """Steps 1 and 2 only (backends active, tiers warmed), for benchmarks and embedding.
+
+        No thread is started and no real-time setting applied; drive the returned
+        scheduler directly, then call :meth:`release`.
+        """
+        try:
+            self._load()
+            self._warm_up()
+        except BaseException:
+            self._release()
+            raise
+        if self.scheduler is None:
+            raise ConfigError("the runner has no tasks")
+        return self.scheduler
+
+    def release(self) -> None:
+        """Free what :meth:`prepare` set up (results are kept, see ``Tier.results``)."""
+        self._release()
+
     def _load(self) -> None:
         for name, model in self.config.models.items():
             backend = self._factory(model)

@@ -106,8 +106,7 @@ def test_run_publishes_correct_results_and_writes_stats(
 
 def test_hot_loop_allocates_nothing_after_warm_up(base_config: Callable[..., Doc]) -> None:
     runner = Runner(parse_config(base_config()))
-    runner._load()
-    runner._warm_up()
+    runner.prepare()
     scheduler = runner.scheduler
     assert scheduler is not None
     try:
@@ -124,7 +123,7 @@ def test_hot_loop_allocates_nothing_after_warm_up(base_config: Callable[..., Doc
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-        runner._release()
+        runner.release()
     assert runner.tasks[0].inferences == 15_000
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
     diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
