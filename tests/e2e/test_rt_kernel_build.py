@@ -143,6 +143,8 @@ def run_build(work: Path, sources_sha: str, initrd: Path) -> tuple[dict[str, obj
             str(playbook),
             "-e",
             json.dumps(extra),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
         ],
         cwd=REPO,
         env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
