@@ -29,12 +29,15 @@ def register(subparsers: Any) -> None:
     check = subparsers.add_parser(
         "check-config",
         help="validate a runner configuration without running it",
-        description="Exit 0 if the file is valid and the files it names exist; otherwise "
-        "print every problem with its key path and exit 2.",
+        description="Exit 0 if the file is valid, the files it names exist and this host "
+        "has what it asks for (DLA cores, OpenCV for cameras); otherwise print every "
+        "problem with its key path and exit 2.",
     )
     check.add_argument("file", type=Path, help="runner YAML file")
     check.add_argument(
-        "--no-files", action="store_true", help="check the schema only, not the model files"
+        "--no-files",
+        action="store_true",
+        help="check the schema only, not the files it names nor this host (DLA, camera)",
     )
     check.set_defaults(func=_check_config)
 
@@ -82,19 +85,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from jetson_rt.runner.config import check_files, load_config
-    from jetson_rt.runner.sources import camera_available
+    from jetson_rt.runner.preflight import host_problems
 
     config = load_config(args.file)
-    problems = [] if args.no_files else check_files(config)
-    cameras = [
-        f"tasks[{index}].input.source"
-        for index, task in enumerate(config.tasks)
-        if task.input.source in ("v4l2", "gstreamer")
-    ]
-    if cameras:
-        available, why = camera_available()
-        if not available:
-            problems.extend(f"{where}: {why}" for where in cameras)
+    problems = [] if args.no_files else check_files(config) + host_problems(config)
     if problems:
         raise ConfigError(f"{args.file}:\n  " + "\n  ".join(problems))
     print(

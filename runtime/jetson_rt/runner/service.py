@@ -35,7 +35,7 @@ from types import FrameType
 from jetson_rt import __version__, platform
 from jetson_rt.backends import create_backend
 from jetson_rt.backends.base import Backend
-from jetson_rt.errors import ConfigError
+from jetson_rt.errors import ConfigError, PlatformError
 from jetson_rt.log import logger
 from jetson_rt.runner import events
 from jetson_rt.runner.config import ModelConfig, RunnerConfig
@@ -44,6 +44,7 @@ from jetson_rt.runner.health import HealthMonitor
 from jetson_rt.runner.loop import Scheduler, Task, Tier, WarmupResult, warm_up
 from jetson_rt.runner.metrics import MetricsServer
 from jetson_rt.runner.notify import SystemdNotifier
+from jetson_rt.runner.preflight import host_problems
 from jetson_rt.runner.rt import RtStatus, apply_rt
 from jetson_rt.runner.sources import InputSource, create_source
 from jetson_rt.runner.stats import (
@@ -178,6 +179,11 @@ class Runner:
         self._release()
 
     def _load(self) -> None:
+        problems = host_problems(self.config, self._root, frozenset(self._sources))
+        if problems:
+            raise PlatformError(
+                "this host cannot run the configuration:\n  " + "\n  ".join(problems)
+            )
         for name, model in self.config.models.items():
             backend = self._factory(model)
             self.backends[name] = backend
