@@ -276,3 +276,62 @@ def test_unreachable_host_is_reported_as_such(validation: Validation) -> None:
 def test_validation_time(validation: Validation) -> None:
     """The run (three hosts, one down, a 2-second test) stays well under CI's budget."""
     assert validation.seconds < 240, validation.seconds
+
+
+@pytest.mark.slow
+def test_a_dropped_ssh_connection_does_not_stop_the_test(
+    validation: Validation, tmp_path: Path
+) -> None:
+    """sshd stops for 20 s in the middle of a 40-second run: the detached test goes on,
+    the role reconnects, polls again and fetches complete results."""
+    sim, host = validation.sim, validation.tuned
+    container = f"{FLEET_NAME}-{host}"
+    command = [
+        str(Path(sys.executable).with_name("ansible-playbook")),
+        "-i",
+        str(sim.inventory),
+        "-l",
+        f"{host},localhost",
+        "playbooks/validate.yml",
+        "-e",
+        json.dumps(
+            {
+                "rt_validate_results_dir": str(tmp_path),
+                "rt_validate_run_id": "drop",
+                "rt_validate_cyclictest_overrides": {"duration_s": 40},
+                "rt_validate_poll_interval": 2,
+            }
+        ),
+    ]
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=sim.env(),
+        cwd=REPO,
+    ) as play:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            running = subprocess.run(
+                ["podman", "exec", container, "pgrep", "-x", "cyclictest"],
+                capture_output=True,
+                check=False,
+            )
+            if running.returncode == 0:
+                break
+            time.sleep(1)
+        time.sleep(5)
+        subprocess.run(
+            ["podman", "exec", container, "sh", "-c", "systemctl stop ssh; pkill -f 'sshd: '"],
+            check=False,
+        )
+        time.sleep(20)
+        subprocess.run(["podman", "exec", container, "systemctl", "start", "ssh"], check=True)
+        out, _ = play.communicate(timeout=600)
+    assert "Wait | reconnect" in out
+    result = json.loads((tmp_path / "drop" / "hosts" / host / "cyclictest.json").read_text())
+    assert result["return_code"] == 0
+    assert all(t["cycles"] > 30_000 for t in result["thread"].values())
+    host_json = json.loads((tmp_path / "drop" / "hosts" / host / "host.json").read_text())
+    assert host_json["error"] is None
