@@ -64,9 +64,11 @@ class SimFleet:
     def sudo(self, host: Host | str, command: str, check: bool = True) -> str:
         return self.ssh(host, f"sudo sh -c {shlex.quote(command)}", check=check).stdout
 
-    def ansible(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def _tool(
+        self, tool: str, args: tuple[str, ...], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(Path(sys.executable).with_name("ansible")), "-i", str(self.inventory), *args],
+            [str(Path(sys.executable).with_name(tool)), "-i", str(self.inventory), *args],
             capture_output=True,
             text=True,
             env=self.env(),
@@ -75,18 +77,8 @@ class SimFleet:
             check=False,
         )
 
+    def ansible(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self._tool("ansible", args, timeout)
+
     def playbook(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                str(Path(sys.executable).with_name("ansible-playbook")),
-                "-i",
-                str(self.inventory),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-        )
+        return self._tool("ansible-playbook", args, timeout)

@@ -35,10 +35,15 @@ STATE_ROOT = Path("/var/lib/jetson-rt-sim")
 RUN_ROOT = Path("/run/jetson-rt-sim")
 LABEL = "io.jetson-rt.sim"
 SSH_WAIT_S = 90.0
-# Per-host real-time budget on kernels with RT group scheduling (cgroup v1).
+# Real-time budget on kernels with RT group scheduling (cgroup v1): every fleet's
+# hosts live under one parent cgroup holding most of the machine's RT budget, and
+# each host gets a share of it (50 ms of RT time per second is plenty for
+# cyclictest and a runner at camera frame rates).
+RT_CGROUP = "jetson-rt-sim"
 RT_PERIOD_US = 1_000_000
-RT_HOST_US = 100_000
-RT_HOST_MIN_US = 20_000
+RT_PARENT_US = 900_000
+RT_HOST_US = 50_000
+RT_HOST_MIN_US = 10_000
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class Fleet:
         self.state_dir = state_root / name
         self.mount = run_root / name / "kfs"
         self.network = f"{name}-net"
-        self.cgroup = Path("/sys/fs/cgroup/cpu") / f"jetson-rt-sim-{name}"
+        self.cgroup = Path("/sys/fs/cgroup/cpu") / RT_CGROUP
 
     # --- hosts ----------------------------------------------------------------------
 
@@ -156,7 +161,10 @@ class Fleet:
             logger.info("machine quirk handled: %s", note)
         tag = image.build(force=rebuild)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        rt_budget = self._ensure_cgroup(quirks, count)
+        missing = {h.container for h in (self.host(i) for i in range(1, count + 1))} - {
+            c["Names"][0] for c in self.containers()
+        }
+        rt_budget = self._ensure_cgroup(quirks, len(missing))
         self._ensure_network()
         self._ensure_kernelfs()
         key = self._ensure_fleet_key()
@@ -179,47 +187,50 @@ class Fleet:
         return wanted
 
     def _ensure_cgroup(self, quirks: Quirks, count: int) -> int:
-        """A parent cgroup with an RT budget for ``count`` hosts; returns each host's.
+        """The shared RT parent cgroup; returns the RT budget for each of ``count`` new hosts.
 
-        Children's budgets must fit in the root's (950 ms of every second), which
-        other fleets share: each host gets up to RT_HOST_US, less when the machine's
-        budget is shared, never less than RT_HOST_MIN_US.
+        0 means no budget is left: those hosts start, but SCHED_FIFO is refused
+        inside them (as on a kernel whose RT throttling leaves nothing), and a
+        warning says so.
         """
-        if not quirks.rt_cgroup_v1:
+        if not quirks.rt_cgroup_v1 or count == 0:
             return 0
         root = self.cgroup.parent
         self.cgroup.mkdir(exist_ok=True)
         own = self.cgroup / "cpu.rt_runtime_us"
-        taken = sum(
-            int((d / "cpu.rt_runtime_us").read_text())
-            for d in root.iterdir()
-            if d.is_dir() and d != self.cgroup and (d / "cpu.rt_runtime_us").exists()
-        )
-        available = int((root / "cpu.rt_runtime_us").read_text()) - taken
-        # a margin: the kernel compares budgets as fixed-point ratios
-        per_host = min(RT_HOST_US, available * 9 // 10 // count)
-        if per_host < RT_HOST_MIN_US:
-            raise SimError(
-                f"{count} hosts need at least {RT_HOST_MIN_US * count} us of RT budget per "
-                f"second but {available} us are left (other fleets or RT cgroups hold the "
-                "rest): use fewer hosts or remove another fleet"
+        if int(own.read_text()) < RT_PARENT_US:
+            others = sum(
+                int((d / "cpu.rt_runtime_us").read_text())
+                for d in root.iterdir()
+                if d.is_dir() and d != self.cgroup and (d / "cpu.rt_runtime_us").exists()
             )
-        if per_host < RT_HOST_US:
-            logger.info("RT budget shared: %d us per second for each host", per_host)
-        # A cgroup removed moments ago (a fleet just taken down) keeps its budget
-        # until the kernel frees it: retry for a few seconds before giving up.
-        deadline = time.monotonic() + 10
-        while per_host * count > int(own.read_text()):
-            try:
-                own.write_text(str(per_host * count))
-            except OSError as exc:
-                if time.monotonic() < deadline:
+            # a margin: the kernel compares budgets as fixed-point ratios
+            target = min(
+                RT_PARENT_US, (int((root / "cpu.rt_runtime_us").read_text()) - others) * 95 // 100
+            )
+            # A cgroup removed moments ago keeps its budget until the kernel frees
+            # it: retry for a few seconds.
+            deadline = time.monotonic() + 10
+            while int(own.read_text()) < target:
+                try:
+                    own.write_text(str(target))
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
                     time.sleep(0.5)
-                    continue
-                raise SimError(
-                    f"the kernel refused an RT budget of {per_host * count} us for "
-                    f"{self.cgroup}: {exc}; remove other fleets or use fewer hosts"
-                ) from exc
+        used = sum(
+            int((d / "cpu.rt_runtime_us").read_text())
+            for d in self.cgroup.iterdir()
+            if (d / "cpu.rt_runtime_us").exists()
+        )
+        per_host = min(RT_HOST_US, (int(own.read_text()) - used) // count)
+        if per_host < RT_HOST_MIN_US:
+            logger.warning(
+                "no real-time budget left for %d more sim hosts: SCHED_FIFO will be "
+                "refused inside them (take other fleets down to get it back)",
+                count,
+            )
+            return 0
         return per_host
 
     def _ensure_network(self) -> None:
@@ -259,43 +270,13 @@ class Fleet:
 
     def _ensure_fleet_key(self) -> Path:
         key = self.inventory_dir / "ssh" / "fleet_ed25519"
-        if not key.exists():
-            key.parent.mkdir(parents=True, exist_ok=True)
-            _run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    f"jetson-rt sim fleet {self.name}",
-                    "-f",
-                    str(key),
-                ]
-            )
+        _ssh_keygen(key, f"jetson-rt sim fleet {self.name}")
         return key
 
     def _create_host(self, host: Host, tag: str, quirks: Quirks, key: Path, rt_budget: int) -> None:
         host_dir = self.state_dir / "hosts" / host.name
-        host_dir.mkdir(parents=True, exist_ok=True)
         host_key = host_dir / "ssh_host_ed25519_key"
-        if not host_key.exists():
-            _run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    f"root@{host.name}",
-                    "-f",
-                    str(host_key),
-                ]
-            )
+        _ssh_keygen(host_key, f"root@{host.name}")
         cmd = [
             "podman",
             "create",
@@ -331,11 +312,9 @@ class Fleet:
         for ulimit in quirks.ulimits:
             cmd += ["--ulimit", ulimit]
         if quirks.rt_cgroup_v1:
-            cmd += [
-                f"--cgroup-parent=/{self.cgroup.name}",
-                f"--cpu-rt-period={RT_PERIOD_US}",
-                f"--cpu-rt-runtime={rt_budget}",
-            ]
+            cmd.append(f"--cgroup-parent=/{RT_CGROUP}")
+            if rt_budget:
+                cmd += [f"--cpu-rt-period={RT_PERIOD_US}", f"--cpu-rt-runtime={rt_budget}"]
         _run([*cmd, tag])
         _run(["podman", "cp", str(host_key), f"{host.container}:/etc/ssh/ssh_host_ed25519_key"])
         _run(
@@ -473,9 +452,12 @@ class Fleet:
             image.remove_images()
 
     def _remove_cgroups(self) -> None:
-        """The RT parent cgroup in every v1 hierarchy, with what runc and conmon left in it."""
+        """The shared parent cgroup in every v1 hierarchy, once no fleet is left."""
+        others = _run(["podman", "ps", "-a", "-q", "--filter", f"label={LABEL}"], check=False)
+        if others.stdout.strip():
+            return
         deadline = time.monotonic() + 10
-        for top in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup.name}"):
+        for top in Path("/sys/fs/cgroup").glob(f"*/{RT_CGROUP}"):
             children = [d for d in top.rglob("*") if d.is_dir()]
             for directory in [*sorted(children, key=lambda d: len(d.parts), reverse=True), top]:
                 while True:
@@ -534,6 +516,13 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def _ssh_keygen(path: Path, comment: str) -> None:
+    """An ed25519 key pair without passphrase at ``path``, unless one is there."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
 
 
 def _run_detached(cmd: list[str], log: Any) -> None:

@@ -471,7 +471,7 @@ class SimKernel:
                 "kernel": Dir(kernel_children),
                 "devices": _static_dir(
                     {
-                        "system": _static_dir({"cpu": _static_dir(cpu_dir)}),
+                        "system": _static_dir({"cpu": _static_dir(cpu_dir), "node": self._numa()}),
                         "virtual": _static_dir(
                             {"workqueue": _static_dir(workqueue), "net": _static_dir({})}
                         ),
@@ -532,6 +532,27 @@ class SimKernel:
             )
             for m in modules
         }
+
+    def _numa(self) -> Dir:
+        """One memory node holding every CPU, as on every Orin (libnuma reads it)."""
+        cpus = list(range(hw.CPUS))
+        node0: dict[str, Node] = {
+            "cpulist": File(lambda: format_cpulist(self.state.online)),
+            "cpumap": File(lambda: _mask(self.state.online)),
+            "distance": _const("10"),
+        }
+        for cpu in cpus:
+            node0[f"cpu{cpu}"] = Link(f"../../cpu/cpu{cpu}")
+        return _static_dir(
+            {
+                "online": _const("0"),
+                "possible": _const("0"),
+                "has_cpu": _const("0"),
+                "has_memory": _const("0"),
+                "has_normal_memory": _const("0"),
+                "node0": _static_dir(node0),
+            }
+        )
 
     def _wq_mask(self, text: str) -> list[int]:
         cpus = [c for c in _parse_mask(text) if c < hw.CPUS]
