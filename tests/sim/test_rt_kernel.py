@@ -2,8 +2,9 @@
 artifacts, the boot guard against a panicking kernel, the play's revert after a failed
 health check, refusals before any change, idempotence and the way back to stock.
 
-One fleet of two hosts for the module; each test leaves its host on the stock kernel
-or says what it leaves.
+One fleet of two hosts for the module. The packages scenario (first host) and the
+artifact scenario (second host) are mostly waiting for reboots, so they run side by side
+(``scenarios``); each test reports its own scenario's result.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -143,8 +145,25 @@ def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
     assert fingerprint(fleet, host) == before
 
 
-def test_packages_install_idempotent_hold_and_absent(fleet: SimFleet, repo_url: str) -> None:
-    host = fleet.hosts[0]
+@pytest.fixture(scope="module")
+def scenarios(fleet: SimFleet, work: Path, repo_url: str) -> Iterator[dict[str, Future[None]]]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {
+            "packages": pool.submit(packages_scenario, fleet, fleet.hosts[0], repo_url),
+            "artifact": pool.submit(artifact_scenario, fleet, fleet.hosts[1], work),
+        }
+
+
+def test_packages_install_idempotent_hold_and_absent(scenarios: dict[str, Future[None]]) -> None:
+    scenarios["packages"].result()
+
+
+def test_artifact_reverts_then_installs(scenarios: dict[str, Future[None]]) -> None:
+    scenarios["artifact"].result()
+
+
+def packages_scenario(fleet: SimFleet, host: Host, repo_url: str) -> None:
+    """NVIDIA-like packages: installed, held, idempotent, then back to stock."""
     repo = ["-e", f"rt_kernel_repo_url={repo_url}", "-e", "rt_kernel_repo_options=trusted=yes"]
     boots = len(boot_log(fleet, host))
     result = play(fleet, host, *repo)
@@ -183,8 +202,8 @@ def test_packages_install_idempotent_hold_and_absent(fleet: SimFleet, repo_url: 
     assert fleet.ssh(host, "test -e /usr/local/sbin/jetson-rt-boot-guard", check=False).returncode
 
 
-def test_artifact_reverts_then_installs(fleet: SimFleet, work: Path) -> None:
-    host = fleet.hosts[1]
+def artifact_scenario(fleet: SimFleet, host: Host, work: Path) -> None:
+    """Artifacts: a health-check failure and a panic reverted, then a good one kept."""
 
     # a kernel without nvgpu boots but fails the health check: the play reverts it
     # (failure policy continue: the host is reported, not failed)
