@@ -94,6 +94,8 @@ def set_group_models(
 ) -> None:
     """Write ``inference_runtime_models`` (and extra variables) for one inventory group."""
     path = inventory_dir / "group_vars" / f"{group}.yml"
-    data = yaml.safe_load((REPO / "inventories" / "sim" / "group_vars" / f"{group}.yml").read_text())
+    data = yaml.safe_load(
+        (REPO / "inventories" / "sim" / "group_vars" / f"{group}.yml").read_text()
+    )
     data = {**(data or {}), "inference_runtime_models": models, **extra}
     path.write_text("---\n" + yaml.safe_dump(data, sort_keys=False))

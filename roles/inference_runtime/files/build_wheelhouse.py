@@ -109,7 +109,8 @@ def build(args: argparse.Namespace, dest: Path) -> None:
             ]
         )
         sums = "".join(
-            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(out.iterdir())
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+            for p in sorted(out.iterdir())
         )
         (out / "SHA256SUMS").write_text(sums)
         (out / COMPLETE).write_text(wheel.name + "\n")

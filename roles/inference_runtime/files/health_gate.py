@@ -8,7 +8,8 @@ task, then checks:
 * the unit is active and did not restart during the gate;
 * systemd's watchdog is armed and being fed (``WatchdogTimestamp`` advances);
 * the runner's stats file (``docs/runner.md``, schema_version 1) belongs to the
-  current main process, says ``running``, and reports no watchdog timeout;
+  current main process, says ``running``, reports no watchdog timeout and (when
+  ``require_rt``) every real-time setting applied;
 * per task: p99 of the total latency at or under its limit (the deadline unless
   given), deadline misses within the budget (percent of inferences);
 * per model with a reference pair: the artifact now in service, loaded through
@@ -72,7 +73,9 @@ def inferences(stats: dict[str, Any], task: str) -> int:
     return int(counts.get("inferences", 0))
 
 
-def wait_for_runner(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str], dict[str, Any]]:
+def wait_for_runner(
+    spec: dict[str, Any],
+) -> tuple[dict[str, Any] | None, list[str], dict[str, Any]]:
     """Poll until every task did min_inferences (or the unit failed, or time ran out)."""
     unit, stats_path = spec["unit"], Path(spec["stats"])
     deadline = time.monotonic() + float(spec["timeout_s"])
@@ -84,18 +87,31 @@ def wait_for_runner(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[s
         state = unit_state(unit)
         pings.add(state.get("WatchdogTimestampMonotonic", "0"))
         if state.get("ActiveState") in ("failed", "inactive"):
-            return None, [f"{unit} is {state.get('ActiveState')} ({state.get('Result')}): {journal_tail(unit)}"], state
+            return (
+                None,
+                [
+                    f"{unit} is {state.get('ActiveState')} ({state.get('Result')}): "
+                    + journal_tail(unit)
+                ],
+                state,
+            )
         if state.get("NRestarts", "0") != restarts0:
-            return None, [
-                f"{unit} restarted during the gate (NRestarts {restarts0} -> {state.get('NRestarts')}): "
-                + journal_tail(unit)
-            ], state
+            return (
+                None,
+                [
+                    f"{unit} restarted during the gate (NRestarts {restarts0} -> "
+                    f"{state.get('NRestarts')}): " + journal_tail(unit)
+                ],
+                state,
+            )
         stats = read_stats(stats_path)
         ready = (
             stats is not None
             and str(stats.get("pid")) == state.get("MainPID")
             and stats.get("state") == "running"
-            and all(inferences(stats, t["name"]) >= int(spec["min_inferences"]) for t in spec["tasks"])
+            and all(
+                inferences(stats, t["name"]) >= int(spec["min_inferences"]) for t in spec["tasks"]
+            )
         )
         if ready and len(pings - {"0"}) >= 2:
             state["watchdog_pings_seen"] = str(len(pings - {"0"}))
@@ -112,7 +128,9 @@ def wait_for_runner(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[s
         time.sleep(0.5)
 
 
-def check_stats(spec: dict[str, Any], stats: dict[str, Any], state: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+def check_stats(
+    spec: dict[str, Any], stats: dict[str, Any], state: dict[str, str]
+) -> tuple[list[str], dict[str, Any]]:
     failures: list[str] = []
     checks: dict[str, Any] = {}
     if state.get("WatchdogUSec", "0") in ("0", "infinity", ""):
@@ -124,9 +142,25 @@ def check_stats(spec: dict[str, Any], stats: dict[str, Any], state: dict[str, st
         "runner_timeouts": watchdog.get("timeouts"),
     }
     if not watchdog.get("systemd"):
-        failures.append("the runner is not pinging systemd's watchdog (stats watchdog.systemd false)")
+        failures.append(
+            "the runner is not pinging systemd's watchdog (stats watchdog.systemd false)"
+        )
     if watchdog.get("timeouts"):
         failures.append(f"the runner's watchdog fired {watchdog['timeouts']} time(s)")
+    rt = stats.get("rt", {})
+    denied = {
+        step: rt[step].get("detail")
+        for step in ("mlockall", "sched_fifo", "affinity")
+        if isinstance(rt.get(step), dict)
+        and rt[step].get("requested")
+        and not rt[step].get("applied")
+    }
+    checks["rt"] = {"degraded": bool(rt.get("degraded")), "denied": denied}
+    if spec.get("require_rt", True) and denied:
+        failures.append(
+            "real-time settings denied to the runner: "
+            + "; ".join(f"{step}: {detail}" for step, detail in denied.items())
+        )
     for task in spec["tasks"]:
         name = task["name"]
         data = stats.get("tasks", {}).get(name)
@@ -186,7 +220,8 @@ def check_reference(ref: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     expected = np.asarray(expected_file, dtype=np.float64)
     if got.shape != expected.shape:
         return [
-            f"model {ref['model']}: output {name} has shape {got.shape}, the reference {expected.shape}"
+            f"model {ref['model']}: output {name} has shape {got.shape}, "
+            f"the reference {expected.shape}"
         ], {}
     err = float(np.max(np.abs(got - expected))) if got.size else 0.0
     ok = bool(np.allclose(got, expected, rtol=float(ref["rtol"]), atol=float(ref["atol"])))
@@ -201,7 +236,9 @@ def check_reference(ref: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def main() -> int:
     arg = sys.argv[1]
-    spec = json.loads(arg if arg.lstrip().startswith("{") else Path(arg).read_text(encoding="utf-8"))
+    spec = json.loads(
+        arg if arg.lstrip().startswith("{") else Path(arg).read_text(encoding="utf-8")
+    )
     started = time.monotonic()
     stats, failures, state = wait_for_runner(spec)
     checks: dict[str, Any] = {"unit": {k: state.get(k) for k in PROPERTIES}}
@@ -213,7 +250,7 @@ def main() -> int:
     for ref in spec.get("references", []):
         try:
             more, check = check_reference(ref)
-        except Exception as exc:  # noqa: BLE001 - any failure to run the reference is a gate failure
+        except Exception as exc:
             more, check = [f"model {ref['model']}: the reference check could not run: {exc}"], {}
         failures += more
         references[ref["model"]] = check

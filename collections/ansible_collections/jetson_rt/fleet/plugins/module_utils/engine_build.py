@@ -47,7 +47,7 @@ print(json.dumps({"changed": bool(reasons), "reasons": reasons}))
 """
 
 
-class BuildFailed(Exception):
+class BuildError(Exception):
     """``jetson-rt build-engine`` failed; the message says why and what was left alone."""
 
 
@@ -102,11 +102,11 @@ def venv_python(jetson_rt: str) -> Path:
 
 
 def parse_build_output(rc: int, stdout: str, stderr: str, output: str) -> dict[str, Any]:
-    """The JSON ``build-engine --json`` printed, or :class:`BuildFailed` saying why."""
+    """The JSON ``build-engine --json`` printed, or :class:`BuildError` saying why."""
     if rc != 0:
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
         why = " ".join(lines[-3:]) if lines else f"exit status {rc}, no message"
-        raise BuildFailed(
+        raise BuildError(
             f"jetson-rt build-engine failed (exit {rc}): {why}. Nothing was switched or "
             f"restarted: {output} and its manifest are as they were (writes are atomic), and "
             "the running engine and service are untouched."
@@ -114,11 +114,11 @@ def parse_build_output(rc: int, stdout: str, stderr: str, output: str) -> dict[s
     try:
         result = json.loads(stdout)
     except json.JSONDecodeError as exc:
-        raise BuildFailed(
+        raise BuildError(
             f"jetson-rt build-engine printed no JSON ({exc}): {stdout.strip()[-300:]!r}"
         ) from exc
     if not isinstance(result, dict) or "changed" not in result:
-        raise BuildFailed(f"jetson-rt build-engine printed unexpected JSON: {result!r}")
+        raise BuildError(f"jetson-rt build-engine printed unexpected JSON: {result!r}")
     return result
 
 

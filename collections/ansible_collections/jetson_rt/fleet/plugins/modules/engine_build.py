@@ -3,8 +3,6 @@
 # Apache-2.0 (see galaxy.yml)
 """Ansible module jetson_rt.fleet.engine_build: build an engine on the target, idempotently."""
 
-# ruff: noqa: E402
-
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -35,12 +33,12 @@ options:
     type: path
     required: true
   backend:
-    description: C(tensorrt) on Jetsons; C(onnxruntime) on hosts without a GPU (the simulated fleet).
+    description: C(tensorrt) on Jetsons; C(onnxruntime) on hosts without a GPU (the sim fleet).
     type: str
     choices: [tensorrt, onnxruntime]
     default: tensorrt
   precision:
-    description: TensorRT layer precision; omitted for the build-engine default (fp16, fp32 on onnxruntime).
+    description: TensorRT layer precision; omitted, build-engine picks fp16 (onnxruntime fp32).
     type: str
     choices: [fp32, fp16, int8, best]
   shapes:
@@ -152,7 +150,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jetson_rt.fleet.plugins.module_utils.engine_build import (
     CHECK_SNIPPET,
-    BuildFailed,
+    BuildError,
     build_args,
     manifest_summary,
     parse_build_output,
@@ -234,7 +232,7 @@ def main() -> None:
     rc, out, err = module.run_command(cmd)
     try:
         result = parse_build_output(rc, out, err, params["output"])
-    except BuildFailed as exc:
+    except BuildError as exc:
         module.fail_json(msg=str(exc), cmd=cmd, rc=rc, stderr=err, stdout=out)
     after = read_manifest(params["output"])
     changed = bool(result["changed"])

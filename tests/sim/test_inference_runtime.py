@@ -1,0 +1,202 @@
+"""playbooks/engines.yml (role inference_runtime) against three simulated Orin Nanos.
+
+One fleet serves the whole module and the tests run in file order, as a fleet's
+life does: install and serve det v1 everywhere; roll v2 out to line_a (canary
+first) while line_b stays on v1; re-run with nothing changed (0 changed, 0
+builds); roll out a wrong v3 (its output does not match the reference), caught
+at line_a's canary and rolled back there while every other host keeps serving;
+then hang a runner and watch systemd's watchdog restart it.
+
+The fleet (3 hosts): line_a = orin-nano-01 (canary), orin-nano-02; line_b =
+orin-nano-03 (canary). Sim hosts run the ONNX Runtime backend (no GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.engine_rollout import model_entry, prepare_inventory, set_group_models, write_versions
+from tests.simfleet import SimFleet
+
+from jetson_rt.sim.fleet import Fleet
+
+pytestmark = pytest.mark.sim
+
+FLEET_NAME = "infertest"
+UNIT = "jetson-rt-runner"
+ENGINES = "/var/lib/jetson-rt/engines/det"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
+    if os.geteuid() != 0 or shutil.which("podman") is None:
+        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
+            pytest.fail("sim tests required but root and podman are not both available")
+        pytest.skip("the simulated fleet needs root and podman")
+    sim = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("infer") / "sim")
+    sim.down()
+    try:
+        yield SimFleet(fleet=sim, hosts=sim.up(3))
+    finally:
+        sim.down()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_versions(tmp_path_factory.mktemp("models"))
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    rows = {}
+    for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
+        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    return rows
+
+
+def roll_out(
+    fleet: SimFleet, models: dict[str, Path], line_a: str, line_b: str, *args: str
+) -> tuple[int, str]:
+    inventory_dir = fleet.inventory.parent
+    prepare_inventory(inventory_dir)
+    set_group_models(inventory_dir, "line_a", [model_entry(models, line_a)])
+    set_group_models(inventory_dir, "line_b", [model_entry(models, line_b)])
+    result = fleet.playbook("playbooks/engines.yml", *args)
+    return result.returncode, result.stdout + result.stderr
+
+
+def host_state(fleet: SimFleet, index: int) -> dict[str, Any]:
+    """The runner unit's state, its process and the model links, in one SSH session."""
+    script = (
+        f"systemctl show {UNIT} -p ActiveState -p MainPID -p NRestarts -p WatchdogUSec -p Type "
+        "-p ExecMainStartTimestampMonotonic; "
+        f"echo current=$(readlink {ENGINES}/current); "
+        f"echo previous=$(readlink {ENGINES}/previous); "
+        f"echo versions=$(ls {ENGINES} | tr '\\n' ,); "
+        f"P=$(systemctl show -p MainPID --value {UNIT}); "
+        "echo user=$(ps -o user= -p $P); echo policy=$(chrt -p $P | head -1 | sed 's/.*: //'); "
+        "echo prio=$(chrt -p $P | tail -1 | sed 's/.*: //'); "
+        "grep -E '^(Cpus_allowed_list|NoNewPrivs|Seccomp):' /proc/$P/status "
+        "| tr -d '\\t' | sed 's/:/=/'; "
+        "echo stats=$(cat /run/jetson-rt/stats.json 2>/dev/null | tr -d '\\n')"
+    )
+    out = fleet.sudo(fleet.hosts[index], script, check=False)
+    state: dict[str, Any] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        state[key] = value
+    state["stats"] = json.loads(state["stats"]) if state.get("stats") else {}
+    return state
+
+
+def test_install_serves_v1_under_systemd_with_watchdog(
+    fleet: SimFleet, models: dict[str, Path]
+) -> None:
+    rc, output = roll_out(fleet, models, "1", "1")
+    assert rc == 0, output[-6000:]
+    assert "Install | wheelhouse" in output
+    for index in range(3):
+        state = host_state(fleet, index)
+        stats = state["stats"]
+        assert state["ActiveState"] == "active", state
+        assert state["Type"] == "notify"
+        assert state["WatchdogUSec"] == "5s"
+        assert state["current"] == "1"
+        assert state["user"] == "jetson-rt"
+        # the unit's CPUSchedulingPolicy/Priority and CPUAffinity (sim: CPU 1)
+        assert state["policy"] == "SCHED_FIFO" and state["prio"] == "50"
+        assert state["Cpus_allowed_list"] == "1"
+        # hardening that a sim host enforces (mount namespaces it cannot make: README)
+        assert state["NoNewPrivs"] == "1" and state["Seccomp"] == "2"
+        assert stats["state"] == "running" and str(stats["pid"]) == state["MainPID"]
+        assert stats["watchdog"]["systemd"] is True
+        assert stats["tasks"]["det"]["counts"]["inferences"] >= 50
+
+
+def test_v2_rolls_out_to_line_a_canary_first(fleet: SimFleet, models: dict[str, Path]) -> None:
+    before = [host_state(fleet, i) for i in range(3)]
+    rc, output = roll_out(fleet, models, "2", "1")
+    assert rc == 0, output[-6000:]
+    after = [host_state(fleet, i) for i in range(3)]
+    assert [s["current"] for s in after] == ["2", "2", "1"]
+    assert [s["previous"] for s in after[:2]] == ["1", "1"]
+    # the canary (01) was switched and restarted before the rest of its group (02)
+    canary_start = int(after[0]["ExecMainStartTimestampMonotonic"])
+    assert canary_start < int(after[1]["ExecMainStartTimestampMonotonic"])
+    canary_play = output.index("PLAY [Engines | canary hosts first]")
+    rest_play = output.index("PLAY [Engines | the other hosts, in batches]")
+    assert output.index("orin-nano-02", rest_play) > canary_play
+    # line_b (03) kept its process: nothing changed there
+    assert after[2]["MainPID"] == before[2]["MainPID"]
+    assert recap(output)["orin-nano-03"]["changed"] == 0
+    for state in after:
+        assert state["ActiveState"] == "active" and state["stats"]["state"] == "running"
+
+
+def test_rerun_with_nothing_changed_changes_and_builds_nothing(
+    fleet: SimFleet, models: dict[str, Path]
+) -> None:
+    before = [host_state(fleet, i) for i in range(3)]
+    rc, output = roll_out(fleet, models, "2", "1")
+    assert rc == 0, output[-6000:]
+    counters = recap(output)
+    assert all(counters[h.name]["changed"] == 0 for h in fleet.hosts), counters
+    # no task changed anything: no build, no copy, no switch, no restart
+    assert "changed: [" not in output
+    after = [host_state(fleet, i) for i in range(3)]
+    assert [s["MainPID"] for s in after] == [s["MainPID"] for s in before]
+
+
+def test_wrong_v3_is_caught_at_the_canary_and_rolled_back(
+    fleet: SimFleet, models: dict[str, Path]
+) -> None:
+    before = [host_state(fleet, i) for i in range(3)]
+    rc, output = roll_out(fleet, models, "3", "1")
+    assert rc != 0, output[-6000:]
+    assert "does not match the reference" in output, output[-6000:]
+    assert "orin-nano-01: FAILED, rolled back" in output
+    after = [host_state(fleet, i) for i in range(3)]
+    # the canary serves v2 again, in a new process
+    assert after[0]["current"] == "2" and after[0]["previous"] == "1"
+    assert after[0]["ActiveState"] == "active"
+    assert after[0]["MainPID"] != before[0]["MainPID"]
+    # 02 (line_a, not reached) untouched: same process, no v3 copied or built
+    assert after[1]["current"] == "2" and after[1]["MainPID"] == before[1]["MainPID"]
+    assert "3" not in after[1]["versions"].split(",")
+    assert "left untouched" in output or "untouched" in output
+    # line_b (03) untouched
+    assert after[2]["current"] == "1" and after[2]["MainPID"] == before[2]["MainPID"]
+    deadline = time.monotonic() + 60
+    while (
+        after[0]["stats"].get("pid") != int(after[0]["MainPID"])
+        or after[0]["stats"].get("state") != "running"
+    ):
+        assert time.monotonic() < deadline, after[0]
+        time.sleep(1)
+        after[0] = host_state(fleet, 0)
+
+
+def test_hung_runner_is_restarted_by_systemd_watchdog(fleet: SimFleet) -> None:
+    before = host_state(fleet, 2)
+    fleet.sudo(fleet.hosts[2], f"kill -STOP {before['MainPID']}")
+    deadline = time.monotonic() + 90
+    while True:
+        state = host_state(fleet, 2)
+        if (
+            state["MainPID"] not in ("0", before["MainPID"])
+            and state["ActiveState"] == "active"
+            and state["stats"].get("state") == "running"
+        ):
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert int(state["NRestarts"]) == int(before["NRestarts"]) + 1
+    journal = fleet.sudo(fleet.hosts[2], f"journalctl -u {UNIT} --no-pager -o cat | tail -40")
+    assert "Watchdog timeout" in journal, journal
