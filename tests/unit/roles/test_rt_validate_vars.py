@@ -58,3 +58,8 @@ def test_argument_specs_match_defaults() -> None:
     for name, spec in options.items():
         assert spec.get("default") == defaults[name], name
         assert spec.get("description"), name
+
+
+def test_hold_patterns_copy_matches_rt_kernel() -> None:
+    copy = load(VALIDATE / "vars/main.yml")["__rt_validate_hold_patterns"]
+    assert copy == load(ROLES / "rt_kernel/defaults/main.yml")["rt_kernel_hold_patterns"]

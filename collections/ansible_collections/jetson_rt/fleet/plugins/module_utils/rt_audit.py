@@ -87,7 +87,11 @@ class Expected:
     min_available_mb: int = 500
     thermal_warn_c: float = 85.0
     held_packages: list[str] = field(
-        default_factory=lambda: ["nvidia-l4t-kernel*", "nvidia-l4t-rt-kernel*"]
+        default_factory=lambda: [
+            "nvidia-l4t-kernel*",
+            "nvidia-l4t-rt-kernel*",
+            "nvidia-l4t-display-rt-kernel",
+        ]
     )
     unmovable_irqs_file: str | None = None
 

@@ -118,7 +118,7 @@ options:
     description: Package name patterns that must be on hold when installed.
     type: list
     elements: str
-    default: ["nvidia-l4t-kernel*", "nvidia-l4t-rt-kernel*"]
+    default: ["nvidia-l4t-kernel*", "nvidia-l4t-rt-kernel*", "nvidia-l4t-display-rt-kernel"]
   unmovable_irqs_file:
     description: JSON list of IRQ numbers known to refuse a new affinity (written by rt_tuning).
     type: path
@@ -292,7 +292,11 @@ def main() -> None:
             "held_packages": {
                 "type": "list",
                 "elements": "str",
-                "default": ["nvidia-l4t-kernel*", "nvidia-l4t-rt-kernel*"],
+                "default": [
+                    "nvidia-l4t-kernel*",
+                    "nvidia-l4t-rt-kernel*",
+                    "nvidia-l4t-display-rt-kernel",
+                ],
             },
             "unmovable_irqs_file": {
                 "type": "path",
