@@ -1,11 +1,12 @@
 """First converge of playbooks/tune.yml against its idempotent re-run, on simulated Orin Nanos.
 
 A fresh fleet (image already cached), then `ansible-playbook playbooks/tune.yml` twice
-with the project's ansible.cfg: the first run changes every host (no reboot: the
-boot arguments are only written), the second finds nothing to change. Prints both
-wall times, the tasks changed in each run, and their ratio, from one run.
+with the project's ansible.cfg: the first run changes every host (the boot arguments
+are only written, unless --reboot lets it reboot into them as the sim inventory
+does), the second finds nothing to change. Prints both wall times, the tasks changed
+in each run, their ratio and the machine's load average, from one run.
 
-Run as root: python benchmarks/rt_tuning.py [--hosts 4]
+Run as root: python benchmarks/rt_tuning.py [--hosts 4] [--reboot]
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 
 
-def tune(inventory: Path) -> tuple[float, int]:
+def tune(inventory: Path, *extra: str) -> tuple[float, int]:
     """Wall seconds of one tune.yml run and the tasks it changed across the fleet."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     start = time.monotonic()
     result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/tune.yml"],
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/tune.yml", *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -47,21 +48,26 @@ def tune(inventory: Path) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--reboot", action="store_true", help="rt_tuning_reboot_ok=true")
     args = parser.parse_args()
+    extra = ["-e", "rt_tuning_reboot_ok=true"] if args.reboot else []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         fleet = Fleet(name="benchtune", inventory_dir=Path(tmp) / "sim")
         fleet.down()
         try:
             fleet.up(args.hosts)
             inventory = fleet.inventory_dir / "hosts.yml"
-            first, first_changed = tune(inventory)
-            again, again_changed = tune(inventory)
+            first, first_changed = tune(inventory, *extra)
+            again, again_changed = tune(inventory, *extra)
         finally:
             fleet.down()
-    print(f"tune.yml on {args.hosts} sim hosts ({os.cpu_count()} CPUs on this machine)")
+    reboot = " with reboot" if args.reboot else ""
+    print(f"tune.yml{reboot} on {args.hosts} sim hosts ({os.cpu_count()} CPUs on this machine)")
     print(f"  first converge : {first:6.1f} s  ({first_changed} tasks changed)")
     print(f"  idempotent run : {again:6.1f} s  ({again_changed} tasks changed)")
     print(f"  ratio          : {first / again:6.2f}x")
+    print(f"  load average   : {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     return 0 if again_changed == 0 else 1
 
 
