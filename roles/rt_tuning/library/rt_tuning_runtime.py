@@ -115,6 +115,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -438,17 +439,30 @@ class Runtime:
 def apply(args: dict[str, Any]) -> dict[str, Any]:
     runtime = Runtime(args.get("root") or "/", bool(args.get("_ansible_check_mode")))
     # Order matters: the power mode brings CPUs on/offline and caps clocks first.
-    runtime.nvpmodel(args.get("nvpmodel_mode"))
-    runtime.swap_off(args.get("swap"))
-    runtime.thp("enabled", args.get("thp_enabled"))
-    runtime.thp("defrag", args.get("thp_defrag"))
-    runtime.workqueue(args.get("workqueue_cpus"))
-    runtime.sysctls(args.get("sysctls"))
-    runtime.governor(args.get("governor"))
-    runtime.gpu_runtime_pm(args.get("gpu_runtime_pm"))
-    runtime.fan(args.get("fan_pwm"))
-    runtime.irqs(args.get("irq_affinity"), args.get("irq_affinity_map"), args.get("irq_state_file"))
-    runtime.clocks(args.get("clocks_locked"), bool(args.get("clocks_fan")))
+    # One setting that fails does not keep the others from being applied (at boot
+    # that would leave the node half tuned); the failures are reported together.
+    steps: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        (runtime.nvpmodel, (args.get("nvpmodel_mode"),)),
+        (runtime.swap_off, (args.get("swap"),)),
+        (runtime.thp, ("enabled", args.get("thp_enabled"))),
+        (runtime.thp, ("defrag", args.get("thp_defrag"))),
+        (runtime.workqueue, (args.get("workqueue_cpus"),)),
+        (runtime.sysctls, (args.get("sysctls"),)),
+        (runtime.governor, (args.get("governor"),)),
+        (runtime.gpu_runtime_pm, (args.get("gpu_runtime_pm"),)),
+        (runtime.fan, (args.get("fan_pwm"),)),
+        (
+            runtime.irqs,
+            (args.get("irq_affinity"), args.get("irq_affinity_map"), args.get("irq_state_file")),
+        ),
+        (runtime.clocks, (args.get("clocks_locked"), bool(args.get("clocks_fan")))),
+    ]
+    errors = []
+    for step, step_args in steps:
+        try:
+            step(*step_args)
+        except TuningError as exc:
+            errors.append(str(exc))
     result: dict[str, Any] = {
         "changed": bool(runtime.changes),
         "changes": runtime.changes,
@@ -457,6 +471,8 @@ def apply(args: dict[str, Any]) -> dict[str, Any]:
     }
     if runtime.warnings:
         result["warnings"] = runtime.warnings
+    if errors:
+        result.update(failed=True, msg="; ".join(errors))
     if args.get("_ansible_diff"):
         result["diff"] = {
             "before": "".join(f"{c['path']}: {c['before']}\n" for c in runtime.changes),
@@ -472,7 +488,7 @@ def main(argv: list[str]) -> int:
     try:
         args = json.loads(Path(argv[1]).read_text())
         result = apply(args)
-    except (OSError, ValueError, TuningError) as exc:
+    except (OSError, ValueError) as exc:
         result = {"failed": True, "msg": str(exc)}
     print(json.dumps(result))
     return 1 if result.get("failed") else 0

@@ -180,9 +180,13 @@ def test_runs_as_the_boot_program(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["changed"] is True
     assert (root / "sys/kernel/mm/transparent_hugepage/enabled").read_text() == "never"
-    config.write_text(json.dumps({"root": str(root), "sysctls": {"kernel.nope": 1}}))
+    # a setting that fails is reported; the others are still applied
+    config.write_text(
+        json.dumps({"root": str(root), "sysctls": {"kernel.nope": 1}, "gpu_runtime_pm": "auto"})
+    )
     failed = subprocess.run(
         [sys.executable, str(PROGRAM), str(config)], capture_output=True, text=True, check=False
     )
     assert failed.returncode == 1
     assert "kernel.nope" in json.loads(failed.stdout)["msg"]
+    assert (root / "sys/devices/platform/bus@0/17000000.gpu/power/control").read_text() == "auto"
