@@ -81,6 +81,18 @@ def model_entry(files: dict[str, Path], version: str, **overrides: Any) -> dict[
     return entry
 
 
+def snapshot_source(directory: Path) -> Path:
+    """A copy of what the jetson-rt wheel is built from (see build_wheelhouse.py)."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, directory / name)
+    shutil.copytree(
+        REPO / "runtime",
+        directory / "runtime",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+    )
+    return directory
+
+
 def prepare_inventory(inventory_dir: Path) -> None:
     """The repository's sim group_vars beside a fleet's generated hosts.yml."""
     group_vars = inventory_dir / "group_vars"

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.engine_rollout import model_entry, prepare_inventory, set_group_models, write_versions
+from tests.engine_rollout import (
+    model_entry,
+    prepare_inventory,
+    set_group_models,
+    snapshot_source,
+    write_versions,
+)
 from tests.simfleet import SimFleet
 
 from jetson_rt.sim.fleet import Fleet
@@ -54,6 +60,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_versions(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The jetson-rt sources the wheel is built from, frozen for the module.
+
+    A working tree that changes between two runs is a new runtime build, which the role
+    rightly rolls out again; the tests compare runs, so they build from one snapshot.
+    """
+    return snapshot_source(tmp_path_factory.mktemp("source"))
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     rows = {}
     for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
@@ -62,13 +78,15 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 
 def roll_out(
-    fleet: SimFleet, models: dict[str, Path], line_a: str, line_b: str, *args: str
+    fleet: SimFleet, models: dict[str, Path], source: Path, line_a: str, line_b: str, *args: str
 ) -> tuple[int, str]:
     inventory_dir = fleet.inventory.parent
     prepare_inventory(inventory_dir)
     set_group_models(inventory_dir, "line_a", [model_entry(models, line_a)])
     set_group_models(inventory_dir, "line_b", [model_entry(models, line_b)])
-    result = fleet.playbook("playbooks/engines.yml", *args)
+    result = fleet.playbook(
+        "playbooks/engines.yml", "-e", f"inference_runtime_source_dir={source}", *args
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -97,9 +115,9 @@ def host_state(fleet: SimFleet, index: int) -> dict[str, Any]:
 
 
 def test_install_serves_v1_under_systemd_with_watchdog(
-    fleet: SimFleet, models: dict[str, Path]
+    fleet: SimFleet, models: dict[str, Path], source: Path
 ) -> None:
-    rc, output = roll_out(fleet, models, "1", "1")
+    rc, output = roll_out(fleet, models, source, "1", "1")
     assert rc == 0, output[-6000:]
     assert "Install | wheelhouse" in output
     for index in range(3):
@@ -120,9 +138,11 @@ def test_install_serves_v1_under_systemd_with_watchdog(
         assert stats["tasks"]["det"]["counts"]["inferences"] >= 50
 
 
-def test_v2_rolls_out_to_line_a_canary_first(fleet: SimFleet, models: dict[str, Path]) -> None:
+def test_v2_rolls_out_to_line_a_canary_first(
+    fleet: SimFleet, models: dict[str, Path], source: Path
+) -> None:
     before = [host_state(fleet, i) for i in range(3)]
-    rc, output = roll_out(fleet, models, "2", "1")
+    rc, output = roll_out(fleet, models, source, "2", "1")
     assert rc == 0, output[-6000:]
     after = [host_state(fleet, i) for i in range(3)]
     assert [s["current"] for s in after] == ["2", "2", "1"]
@@ -141,10 +161,10 @@ def test_v2_rolls_out_to_line_a_canary_first(fleet: SimFleet, models: dict[str, 
 
 
 def test_rerun_with_nothing_changed_changes_and_builds_nothing(
-    fleet: SimFleet, models: dict[str, Path]
+    fleet: SimFleet, models: dict[str, Path], source: Path
 ) -> None:
     before = [host_state(fleet, i) for i in range(3)]
-    rc, output = roll_out(fleet, models, "2", "1")
+    rc, output = roll_out(fleet, models, source, "2", "1")
     assert rc == 0, output[-6000:]
     counters = recap(output)
     assert all(counters[h.name]["changed"] == 0 for h in fleet.hosts), counters
@@ -155,10 +175,10 @@ def test_rerun_with_nothing_changed_changes_and_builds_nothing(
 
 
 def test_wrong_v3_is_caught_at_the_canary_and_rolled_back(
-    fleet: SimFleet, models: dict[str, Path]
+    fleet: SimFleet, models: dict[str, Path], source: Path
 ) -> None:
     before = [host_state(fleet, i) for i in range(3)]
-    rc, output = roll_out(fleet, models, "3", "1")
+    rc, output = roll_out(fleet, models, source, "3", "1")
     assert rc != 0, output[-6000:]
     assert "does not match the reference" in output, output[-6000:]
     assert "orin-nano-01: FAILED, rolled back" in output

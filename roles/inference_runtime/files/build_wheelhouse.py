@@ -89,6 +89,8 @@ def build(args: argparse.Namespace, dest: Path) -> None:
         wheel = next(out.glob("jetson_rt-*.whl"))
         requirement = f"{wheel}[{','.join(args.extras)}]" if args.extras else str(wheel)
         platforms = [arg for tag in args.platform for arg in ("--platform", tag)]
+        constraints = Path(tmp) / "constraints.txt"
+        constraints.write_text("".join(f"{line}\n" for line in args.constraint))
         run(
             [
                 *pip,
@@ -102,6 +104,7 @@ def build(args: argparse.Namespace, dest: Path) -> None:
                 "--python-version",
                 args.python_version,
                 *platforms,
+                *(["-c", str(constraints)] if args.constraint else []),
                 requirement,
                 # the target's venv is created without pip (no python3-venv needed);
                 # pip runs from its wheel to install the rest
@@ -140,6 +143,12 @@ def main() -> int:
     parser.add_argument("--glibc", required=True, help="target glibc, e.g. 2.35")
     parser.add_argument("--extras", default="", help="comma-separated jetson-rt extras")
     parser.add_argument("--platform", action="append", default=[], help="override the tags")
+    parser.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        help="a pip constraint on the dependencies, e.g. 'cuda-python<13' (repeatable)",
+    )
     args = parser.parse_args()
     args.extras = [e for e in args.extras.split(",") if e]
     args.platform = args.platform or platform_tags(args.machine, args.glibc)
@@ -149,6 +158,7 @@ def main() -> int:
         "python": args.python_version,
         "platforms": args.platform,
         "extras": args.extras,
+        "constraints": sorted(args.constraint),
     }
     prefix = f"py{args.python_version}-{args.machine}"
     dest = args.cache / f"{prefix}-{cache_key(args.source, target)[:16]}"
