@@ -105,7 +105,7 @@ def test_irq_counts_follow_the_effective_cpu(kernel: SimKernel) -> None:
     write(kernel, f"proc/irq/{eth.number}/smp_affinity_list", "5")
     before = counts()
     kernel.state.irq_counted_at -= 10  # ten seconds pass
-    grown = [after - was for after, was in zip(counts(), before)]
+    grown = [after - was for after, was in zip(counts(), before, strict=True)]
     assert grown[5] >= eth.rate * 9
     assert sum(grown[:5]) == 0
 

@@ -5,7 +5,6 @@
 
 # Ansible requires the imports below DOCUMENTATION/EXAMPLES/RETURN (validate-modules
 # import-before-documentation), hence E402 for this file.
-# ruff: noqa: E402
 
 from __future__ import annotations
 
