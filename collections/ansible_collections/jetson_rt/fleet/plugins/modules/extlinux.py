@@ -3,9 +3,6 @@
 # Apache-2.0 (see galaxy.yml)
 """Ansible module jetson_rt.fleet.extlinux: edit extlinux.conf as L4TLauncher reads it."""
 
-# Ansible requires the imports below DOCUMENTATION/EXAMPLES/RETURN (validate-modules
-# import-before-documentation), hence E402 for this file.
-
 from __future__ import annotations
 
 DOCUMENTATION = r"""
