@@ -184,6 +184,19 @@ def test_run_dir_lists_every_targeted_host(validation: Validation) -> None:
     assert run["cyclictest"]["cmdline"].startswith("taskset -c ")
 
 
+def test_files_follow_the_writer_schemas(validation: Validation) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from jetson_rt.report.schema import AUDIT_SCHEMA, HOST_SCHEMA, RUN_SCHEMA
+
+    validator = jsonschema.Draft202012Validator
+    validator(RUN_SCHEMA).validate(json.loads((validation.run_dir / "run.json").read_text()))
+    for name in (validation.untuned, validation.tuned, DOWN_HOST):
+        validator(HOST_SCHEMA).validate(validation.host_file(name, "host.json"))
+    for name in (validation.untuned, validation.tuned):
+        validator(AUDIT_SCHEMA).validate(validation.host_file(name, "audit.json"))
+        assert validation.host_file(name, "host.json")["cyclictest_cmdline"].startswith("taskset")
+
+
 def test_untuned_host_shows_the_right_failures(validation: Validation) -> None:
     audit = validation.audit(validation.untuned)
     failed = {check_id for check_id, c in audit.items() if c["status"] == "fail"}
