@@ -165,6 +165,12 @@ def test_artifact_reverts_then_installs(scenarios: dict[str, Future[None]]) -> N
 def packages_scenario(fleet: SimFleet, host: Host, repo_url: str) -> None:
     """NVIDIA-like packages: installed, held, idempotent, then back to stock."""
     repo = ["-e", f"rt_kernel_repo_url={repo_url}", "-e", "rt_kernel_repo_options=trusted=yes"]
+    # check mode previews and changes nothing
+    before = fingerprint(fleet, host)
+    preview = play(fleet, host, *repo, "--check", "--diff")
+    assert preview.returncode == 0, preview.stdout[-4000:]
+    assert "would install nvidia-l4t-rt-kernel" in flat(preview.stdout)
+    assert fingerprint(fleet, host) == before
     boots = len(boot_log(fleet, host))
     result = play(fleet, host, *repo)
     assert result.returncode == 0, result.stdout[-4000:]
