@@ -264,22 +264,50 @@ def _affinity(argv: list[str]) -> tuple[int, ...] | None:
     return found
 
 
+def _taskset(argv: list[str]) -> tuple[list[str], tuple[int, ...] | None]:
+    """``taskset -c LIST cyclictest ...``: cyclictest's own arguments and LIST."""
+    if not argv or Path(argv[0]).name != "taskset":
+        return argv, None
+    cpus: tuple[int, ...] | None = None
+    rest = argv[1:]
+    while rest and rest[0].startswith("-"):
+        arg = rest.pop(0)
+        if arg in ("-c", "--cpu-list") and rest:
+            cpus = _cpu_list(rest.pop(0))
+        elif arg.startswith("--cpu-list="):
+            cpus = _cpu_list(arg.split("=", 1)[1])
+    return rest, cpus
+
+
+def _smp(argv: list[str]) -> bool:
+    """``-S``/``--smp``, alone or first in a cluster of short options (``-Sp90``)."""
+    return any(a == "--smp" or (a.startswith("-S") and not a.startswith("--")) for a in argv)
+
+
 def parse_cmdline(cmdline: str | None) -> CmdlineOptions:
-    """Read ``-h``/``-H``, ``-i`` and ``-p`` from a cyclictest command line."""
+    """Read ``-h``/``-H``, ``-i``, ``-p`` and the CPUs from a cyclictest command line.
+
+    With ``-S`` (one thread per usable CPU) and no ``-a``, thread N runs on the Nth CPU
+    the process may use: the ``taskset -c`` list in front of cyclictest, else CPU N.
+    """
     if not cmdline:
         return CmdlineOptions(None, None, None)
     try:
         argv = shlex.split(cmdline)
     except ValueError:
         argv = cmdline.split()
+    argv, taskset_cpus = _taskset(argv)
     limit = _as_int(_option_value(argv, "h", "histogram"))
     if limit is None:
         limit = _as_int(_option_value(argv, "H", "histofall"))
+    affinity = _affinity(argv)
+    if affinity is None and _smp(argv):
+        affinity = taskset_cpus or ()
     return CmdlineOptions(
         histogram_limit_us=limit,
         interval_us=_as_int(_option_value(argv, "i", "interval")),
         priority=_as_int(_option_value(argv, "p", "priority")),
-        affinity=_affinity(argv),
+        affinity=affinity,
     )
 
 

@@ -162,6 +162,7 @@ def load_run_info(run_dir: Path) -> RunInfo:
         cyclictest_cmdline=_text(cyclictest.get("cmdline")),
         load=_text(cyclictest.get("load")),
         budget=_budget(raw.get("budget"), path),
+        latency_measured=cyclictest.get("measured") is not False,
     )
 
 
@@ -326,9 +327,14 @@ def _load_runner(host: HostRecord, directory: Path) -> None:
 
 
 def load_host(
-    directory: Path, name: str, groups: tuple[str, ...] = (), cmdline: str | None = None
+    directory: Path,
+    name: str,
+    groups: tuple[str, ...] = (),
+    cmdline: str | None = None,
+    latency_measured: bool = True,
 ) -> HostRecord:
-    """Read one host directory; never raises. ``cmdline``: run.json's cyclictest command."""
+    """Read one host directory; never raises. ``cmdline``: run.json's cyclictest command;
+    ``latency_measured`` False: an audit-only run, where no cyclictest file is expected."""
     host = HostRecord(name=name, groups=groups, cyclictest_cmdline=cmdline)
     if not directory.is_dir():
         host.add_problem("missing", "no results were fetched for this host")
@@ -349,7 +355,9 @@ def load_host(
                 host.host_file_read = True
         except _FileError as exc:
             if exc.missing:
-                if label != RUNNER_FILE:  # optional: only runner-enabled runs write it
+                # optional: only runner-enabled runs write runner figures, and an
+                # audit-only run measures no latency
+                if label != RUNNER_FILE and (label != "cyclictest" or latency_measured):
                     missing.append(str(exc))
             else:
                 found_any = True
@@ -402,7 +410,11 @@ def load_run(run_dir: Path) -> LoadedRun:
         )
     hosts = tuple(
         load_host(
-            hosts_dir / name, name, info.expected_hosts.get(name, ()), info.cyclictest_cmdline
+            hosts_dir / name,
+            name,
+            info.expected_hosts.get(name, ()),
+            info.cyclictest_cmdline,
+            info.latency_measured,
         )
         for name in names
     )

@@ -84,6 +84,9 @@ class RunInfo:
     cyclictest_cmdline: str | None = None
     load: str | None = None
     budget: LatencyBudget | None = None
+    #: False for an audit-only run (check mode, cyclictest disabled): no host misses
+    #: a cyclictest file and no latency is judged.
+    latency_measured: bool = True
 
 
 @dataclass

@@ -263,7 +263,12 @@ RUN_SCHEMA: dict[str, Any] = {
         "gates": {"type": "object", "additionalProperties": _GATE_IN},
         "cyclictest": {
             "type": "object",
-            "properties": {"cmdline": {"type": "string"}, "load": {"type": "string"}},
+            "properties": {
+                "cmdline": {"type": "string"},
+                "load": {"type": "string"},
+                "measured": {"type": "boolean"},
+                "why": {"type": "string"},
+            },
         },
         "budget": {
             "type": "object",
