@@ -286,6 +286,43 @@ def test_unreachable_host_is_reported_as_such(validation: Validation) -> None:
     assert f"{DOWN_HOST}" in recap
 
 
+def test_check_mode_audits_and_changes_nothing(validation: Validation, tmp_path: Path) -> None:
+    """--check: the audit runs (it is read-only), cyclictest does not, and the report
+    judges the audit alone."""
+    host = validation.untuned
+    probe = "cat /sys/kernel/mm/transparent_hugepage/enabled /proc/irq/201/smp_affinity_list"
+    target = next(h for h in validation.sim.hosts if h.name == host)
+    before = validation.sim.sudo(target, probe)
+    result = _playbook(
+        validation.sim,
+        validation.sim.inventory,
+        "playbooks/validate.yml",
+        "--check",
+        "-l",
+        f"{host},localhost",
+        "-e",
+        json.dumps({"rt_validate_results_dir": str(tmp_path), "rt_validate_run_id": "check"}),
+    )
+    assert "Verdict: FAIL" in result.stdout, result.stdout[-3000:]
+    run_dir = tmp_path / "check"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["profile"] == "audit"
+    assert run["cyclictest"] == {"measured": False, "why": "check mode"}
+    assert sorted(p.name for p in (run_dir / "hosts" / host).iterdir()) == [
+        "audit.json",
+        "host.json",
+    ]
+    audit = {
+        c["id"]: c["status"]
+        for c in json.loads((run_dir / "hosts" / host / "audit.json").read_text())["checks"]
+    }
+    assert audit == {k: c["status"] for k, c in validation.audit(host).items()}
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    (judged,) = report["hosts"]
+    assert judged["state"] == "ok" and judged["verdict"] == "fail"
+    assert validation.sim.sudo(target, probe) == before
+
+
 def test_validation_time(validation: Validation) -> None:
     """The run (three hosts, one down, a 2-second test) stays well under CI's budget."""
     assert validation.seconds < 240, validation.seconds
