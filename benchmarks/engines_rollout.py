@@ -32,6 +32,7 @@ from tests.engine_rollout import (  # noqa: E402  (after the sys.path set-up abo
     model_entry,
     prepare_inventory,
     set_group_models,
+    snapshot_source,
     write_versions,
 )
 
@@ -40,7 +41,7 @@ from jetson_rt.sim.fleet import Fleet  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def playbook(inventory: Path) -> tuple[float, int, str]:
+def playbook(inventory: Path, source: Path) -> tuple[float, int, str]:
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -48,7 +49,15 @@ def playbook(inventory: Path) -> tuple[float, int, str]:
     }
     started = time.monotonic()
     result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/engines.yml"],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "playbooks/engines.yml",
+            # one source state for every run: the re-run must not see a new runtime build
+            "-e",
+            f"inference_runtime_source_dir={source}",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -75,6 +84,9 @@ def main() -> int:
         shutil.rmtree(REPO / ".cache" / "inference_runtime" / "wheelhouse", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="engines-bench-") as tmp:
         models = write_versions(Path(tmp) / "models")
+        source = Path(tmp) / "source"
+        source.mkdir()
+        snapshot_source(source)
         fleet = Fleet(name=args.name, inventory_dir=Path(tmp) / "sim")
         fleet.down()
         try:
@@ -85,12 +97,20 @@ def main() -> int:
             prepare_inventory(inventory_dir)
             for group in ("line_a", "line_b"):
                 set_group_models(inventory_dir, group, [model_entry(models, "1")])
-            rows = [("first rollout (det v1 everywhere)", *playbook(inventory_dir / "hosts.yml"))]
-            rows.append(("re-run, nothing changed", *playbook(inventory_dir / "hosts.yml")))
+            rows = [
+                (
+                    "first rollout (det v1 everywhere)",
+                    *playbook(inventory_dir / "hosts.yml", source),
+                )
+            ]
+            rows.append(("re-run, nothing changed", *playbook(inventory_dir / "hosts.yml", source)))
             if args.v2:
                 set_group_models(inventory_dir, "line_a", [model_entry(models, "2")])
                 rows.append(
-                    ("det v2 to line_a (canary first)", *playbook(inventory_dir / "hosts.yml"))
+                    (
+                        "det v2 to line_a (canary first)",
+                        *playbook(inventory_dir / "hosts.yml", source),
+                    )
                 )
         finally:
             fleet.down()
