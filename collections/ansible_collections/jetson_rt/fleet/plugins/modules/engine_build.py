@@ -184,6 +184,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
 def _check(module: AnsibleModule, args: list[str], cmd: list[str]) -> None:
     params = module.params
     python = venv_python(params["jetson_rt"])
+    verdict: dict[str, Any]
     if not os.access(python, os.X_OK):
         verdict = {"changed": True, "reasons": [f"{params['jetson_rt']} is not installed yet"]}
     else:
