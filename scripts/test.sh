@@ -27,7 +27,7 @@ stage yamllint yamllint --strict .
 stage ansible-lint ansible-lint --offline -q
 
 pytest_stage() {
-  pytest -m "not slow and not gpu" "$@"
+  pytest -m "not slow and not gpu" --durations=25 "$@"
   local rc=$?
   # pytest exits 5 when no test was collected: with a marker filter that is not a failure
   if [ "$rc" -eq 5 ]; then
