@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jetson_rt import __version__
-from jetson_rt.engine.atomic import sha256_file
+from jetson_rt.atomic import sha256_file
 from jetson_rt.engine.manifest import JsonScalar, Manifest, manifest_path, rebuild_reasons
 from jetson_rt.engine.onnx_check import load_checked_model
 from jetson_rt.engine.options import BuildOptions

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorrt as trt
 
+from jetson_rt.atomic import atomic_write_bytes
 from jetson_rt.cuda import DeviceBuffer, PinnedBuffer, Stream, copy_host_to_device_async
-from jetson_rt.engine.atomic import atomic_write_bytes
 from jetson_rt.errors import ConfigError, EngineError
 from jetson_rt.log import logger
 

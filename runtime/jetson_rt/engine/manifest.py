@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.engine.atomic import atomic_write_text, sha256_file
+from jetson_rt.atomic import atomic_write_text, sha256_file
 from jetson_rt.errors import EngineError
 
 SCHEMA_VERSION = 1

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.engine.atomic import atomic_move
+from jetson_rt.atomic import atomic_move
 from jetson_rt.engine.onnx_check import import_onnx, refuse_unsupported_onnxruntime_nodes
 from jetson_rt.engine.options import BuildOptions
 from jetson_rt.errors import ConfigError, EngineError

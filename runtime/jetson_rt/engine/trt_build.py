@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from jetson_rt.engine.atomic import atomic_write_bytes, atomic_write_text
+from jetson_rt.atomic import atomic_write_bytes, atomic_write_text
 from jetson_rt.engine.build import npy_samples
 from jetson_rt.engine.options import BuildOptions
 from jetson_rt.errors import EngineError, ModelError, PlatformError

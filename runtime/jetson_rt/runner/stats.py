@@ -11,12 +11,11 @@ histograms (plain integers, consistent enough under the GIL) and formats them.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from jetson_rt.atomic import atomic_write_text
 from jetson_rt.errors import ReportError
 from jetson_rt.log import logger
 from jetson_rt.runner.loop import STAGES, Task
@@ -26,19 +25,7 @@ STATS_SCHEMA_VERSION = 1
 
 def write_atomic(path: Path, data: Mapping[str, object]) -> None:
     """Write ``data`` as JSON to ``path`` so readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_stats(path: Path) -> dict[str, object]:

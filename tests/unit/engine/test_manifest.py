@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jetson_rt.engine.atomic import atomic_write_bytes, atomic_writer, sha256_file
+from jetson_rt.atomic import atomic_write_bytes, atomic_writer, sha256_file
 from jetson_rt.engine.manifest import (
     Manifest,
     load_manifest,

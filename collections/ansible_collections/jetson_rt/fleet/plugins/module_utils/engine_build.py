@@ -20,7 +20,7 @@ from typing import Any
 CHECK_SNIPPET = """
 import argparse, json, sys
 from jetson_rt.engine import build as b
-from jetson_rt.engine.atomic import sha256_file
+from jetson_rt.atomic import sha256_file
 from jetson_rt.engine.cli import options_from_args, register
 from jetson_rt.engine.manifest import rebuild_reasons
 from jetson_rt.errors import JetsonRtError

@@ -1,7 +1,9 @@
 """Crash-safe file writes: temp file in the same folder, fsync, ``os.replace``.
 
-A reader (the runner, an Ansible stat) sees the old file or the new one, never
-a torn one, even if the build is killed or the board loses power mid-write.
+A reader (the runner, an Ansible stat, a report) sees the old file or the new
+one, never a torn one, even if the writer is killed or the board loses power
+mid-write. Engines, manifests, the runner's stats file, reports and the
+simulated fleet's inventory all go through here.
 """
 
 from __future__ import annotations
