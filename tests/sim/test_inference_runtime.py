@@ -183,7 +183,8 @@ def test_wrong_v3_is_caught_at_the_canary_and_rolled_back(
     # the YAML callback folds long messages over lines
     output = " ".join(output.split())
     assert "does not match the reference" in output, output[-6000:]
-    assert "orin-nano-01: FAILED, rolled back" in output
+    assert 'orin-nano-01 failed at "Service | health gate' in output
+    assert "Switched back to det 2" in output
     after = [host_state(fleet, i) for i in range(3)]
     # the canary serves v2 again, in a new process
     assert after[0]["current"] == "2" and after[0]["previous"] == "1"
