@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import struct
 import subprocess
 import sys
 import threading
@@ -226,3 +227,65 @@ def make_artifact(
     )
     dest = work / f"{name}.tar.gz"
     return dest, kernel_artifact.pack(members, manifest, dest)
+
+
+def elf_module(magic: str) -> bytes:
+    """A minimal 64-bit little-endian ELF with a .modinfo section carrying ``magic``."""
+    modinfo = f"license=GPL\0vermagic={magic}\0".encode()
+    shstrtab = b"\0.modinfo\0.shstrtab\0"
+    shoff = 64 + len(modinfo) + len(shstrtab)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 1, 183, 1, 0, 0, shoff, 0, 64, 0, 0, 64, 3, 2)
+
+    def section(name: int, offset: int, size: int) -> bytes:
+        return struct.pack("<IIQQQQIIQQ", name, 1, 0, 0, offset, size, 0, 0, 1, 0)
+
+    sections = section(0, 0, 0) + section(1, 64, len(modinfo))
+    sections += section(10, 64 + len(modinfo), len(shstrtab))
+    return header + modinfo + shstrtab + sections
+
+
+FAKE_MAKEFILE = """\
+# A stand-in kernel tree: the make targets rt_kernel_build calls, in seconds.
+RELEASE := 5.15.148-rt-src$(LOCALVERSION)
+defconfig tinyconfig:
+\tprintf 'CONFIG_SMP=y\\n' > .config
+olddefconfig:
+\tsort -u .config -o .config
+kernelrelease:
+\t@echo $(RELEASE)
+Image:
+\tmkdir -p arch/arm64/boot && cp image.txt arch/arm64/boot/Image
+modules:
+\t@echo "  CC [M]  ko/*.ko"
+modules_install:
+\tmkdir -p $(INSTALL_MOD_PATH)/lib/modules/$(RELEASE)/kernel
+\tcp ko/*.ko $(INSTALL_MOD_PATH)/lib/modules/$(RELEASE)/kernel/
+"""
+
+FAKE_MERGE_CONFIG = """#!/bin/sh
+# merge_config.sh -m BASE FRAGMENT...: the fragments appended to BASE
+[ "$1" = -m ] && shift
+base=$1
+shift
+cat "$@" >> "$base"
+"""
+
+
+def make_kernel_sources(work: Path, name: str, modules: dict[str, str]) -> tuple[Path, str]:
+    """A kernel source tarball whose build takes seconds and yields a sim RT image."""
+    top = work / name / "linux-fake"
+    (top / "scripts" / "kconfig").mkdir(parents=True)
+    (top / "ko").mkdir()
+    (top / "Makefile").write_text(FAKE_MAKEFILE)
+    merge = top / "scripts" / "kconfig" / "merge_config.sh"
+    merge.write_text(FAKE_MERGE_CONFIG)
+    merge.chmod(0o755)
+    (top / "image.txt").write_text(
+        bootloader.make_image("5.15.148-rt-src-jetson-rt", realtime=True)
+    )
+    for module, magic in modules.items():
+        (top / "ko" / f"{module}.ko").write_bytes(elf_module(magic))
+    tarball = work / f"{name}.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(top.parent), "linux-fake"], check=True)
+    return tarball, hashlib.sha256(tarball.read_bytes()).hexdigest()

@@ -1,6 +1,7 @@
 """roles/rt_kernel on the simulated fleet: packages from a local NVIDIA-like repository,
-artifacts, the boot guard against a panicking kernel, the play's revert after a failed
-health check, refusals before any change, idempotence and the way back to stock.
+the source method (rt_kernel_build on a stand-in kernel tree), artifacts, the boot guard
+against a panicking kernel, the play's revert after a failed health check, refusals before
+any change, idempotence and the way back to stock.
 
 One fleet of two hosts for the module. The packages scenario (first host) and the
 artifact scenario (second host) are mostly waiting for reboots, so they run side by side
@@ -120,6 +121,24 @@ def artifact_args(path: Path, sha256: str, *extra: str) -> list[str]:
     ]
 
 
+def source_args(work: Path, sources: Path, sha256: str) -> list[str]:
+    """Method source: rt_kernel_build on the controller, from a stand-in kernel tree."""
+    build = {
+        "rt_kernel_method": "source",
+        "rt_kernel_build_layout": "kernel",
+        "rt_kernel_build_sources": str(sources),
+        "rt_kernel_build_sources_sha256": sha256,
+        "rt_kernel_build_dir": str(work / "kbuild"),
+        "rt_kernel_build_cache_dir": str(work / "kcache"),
+        "rt_kernel_build_dtbs": False,
+        "rt_kernel_build_localversion": "-jetson-rt",
+    }
+    return ["-e", json.dumps(build)]
+
+
+RT_MAGIC = "5.15.148-rt-src-jetson-rt SMP preempt_rt mod_unload aarch64"
+
+
 def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
     host = fleet.hosts[0]
     before = fingerprint(fleet, host)
@@ -142,6 +161,15 @@ def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
     assert result.returncode != 0
     assert "was built for L4T 36.3.0" in flat(result.stdout)
 
+    # a source build with a module that lacks preempt_rt: the audit names it
+    sources, sha = kernel_repo.make_kernel_sources(
+        work, "src-stock-module", {"nvgpu": RT_MAGIC, "r8168": "5.15.148-tegra SMP mod_unload"}
+    )
+    result = play(fleet, host, *source_args(work, sources, sha))
+    assert result.returncode != 0
+    assert "1 of 2 modules lack" in flat(result.stdout)
+    assert "kernel/r8168.ko: 5.15.148-tegra SMP mod_unload" in flat(result.stdout)
+
     assert fingerprint(fleet, host) == before
 
 
@@ -149,7 +177,7 @@ def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
 def scenarios(fleet: SimFleet, work: Path, repo_url: str) -> Iterator[dict[str, Future[None]]]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield {
-            "packages": pool.submit(packages_scenario, fleet, fleet.hosts[0], repo_url),
+            "packages": pool.submit(packages_scenario, fleet, fleet.hosts[0], repo_url, work),
             "artifact": pool.submit(artifact_scenario, fleet, fleet.hosts[1], work),
         }
 
@@ -162,8 +190,9 @@ def test_artifact_reverts_then_installs(scenarios: dict[str, Future[None]]) -> N
     scenarios["artifact"].result()
 
 
-def packages_scenario(fleet: SimFleet, host: Host, repo_url: str) -> None:
-    """NVIDIA-like packages: installed, held, idempotent, then back to stock."""
+def packages_scenario(fleet: SimFleet, host: Host, repo_url: str, work: Path) -> None:
+    """NVIDIA-like packages: installed, held, idempotent, then back to stock; then the
+    source method: rt_kernel_build once on the controller, its artifact booted."""
     repo = ["-e", f"rt_kernel_repo_url={repo_url}", "-e", "rt_kernel_repo_options=trusted=yes"]
     # check mode previews and changes nothing
     before = fingerprint(fleet, host)
@@ -206,6 +235,17 @@ def packages_scenario(fleet: SimFleet, host: Host, repo_url: str) -> None:
         host, "cat /etc/apt/sources.list.d/nvidia-l4t-apt-source.list"
     )
     assert fleet.ssh(host, "test -e /usr/local/sbin/jetson-rt-boot-guard", check=False).returncode
+
+    sources, sha = kernel_repo.make_kernel_sources(work, "src-good", {"nvgpu": RT_MAGIC})
+    built = play(fleet, host, *source_args(work, sources, sha))
+    assert built.returncode == 0, built.stdout[-4000:]
+    assert "rt_kernel_build: built:" in flat(built.stdout)
+    assert running(fleet, host) == ("5.15.148-rt-src-jetson-rt", "1")
+    # the same inputs again: the build is a cache hit and the host is left alone
+    again = play(fleet, host, *source_args(work, sources, sha))
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "cache hit, nothing built" in flat(again.stdout)
+    assert recap(again, host)["changed"] == 0
 
 
 def artifact_scenario(fleet: SimFleet, host: Host, work: Path) -> None:
