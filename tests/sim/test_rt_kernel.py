@@ -3,9 +3,9 @@ the source method (rt_kernel_build on a stand-in kernel tree), artifacts, the bo
 against a panicking kernel, the play's revert after a failed health check, refusals before
 any change, idempotence and the way back to stock.
 
-One fleet of two hosts for the module. The packages scenario (first host) and the
-artifact scenario (second host) are mostly waiting for reboots, so they run side by side
-(``scenarios``); each test reports its own scenario's result.
+One fleet of three hosts for the module. The packages scenario (first host), the artifact
+scenario (second host) and the refusals (third host) are mostly waiting for reboots and
+SSH, so they run side by side (``scenarios``); each test reports its own result.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
     sim_fleet = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("kern") / "sim")
     sim_fleet.down()
     try:
-        yield SimFleet(fleet=sim_fleet, hosts=sim_fleet.up(2))
+        yield SimFleet(fleet=sim_fleet, hosts=sim_fleet.up(3))
     finally:
         sim_fleet.down()
 
@@ -139,8 +139,11 @@ def source_args(work: Path, sources: Path, sha256: str) -> list[str]:
 RT_MAGIC = "5.15.148-rt-src-jetson-rt SMP preempt_rt mod_unload aarch64"
 
 
-def test_refused_before_any_change(fleet: SimFleet, work: Path) -> None:
-    host = fleet.hosts[0]
+def test_refused_before_any_change(
+    fleet: SimFleet, work: Path, scenarios: dict[str, Future[None]]
+) -> None:
+    # on the third host, while the two scenarios run on the others
+    host = fleet.hosts[2]
     before = fingerprint(fleet, host)
 
     # the repository release differs from the host's /etc/nv_tegra_release
