@@ -117,7 +117,12 @@ def build(args: argparse.Namespace, dest: Path) -> None:
         )
         (out / "SHA256SUMS").write_text(sums)
         (out / COMPLETE).write_text(wheel.name + "\n")
-        out.rename(dest)
+        try:
+            out.rename(dest)
+        except OSError:
+            # another run built the same wheelhouse meanwhile: keep theirs
+            if not (dest / COMPLETE).is_file():
+                raise
 
 
 def prune(cache: Path, prefix: str, keep: Path) -> list[str]:
