@@ -114,6 +114,17 @@ def host_state(fleet: SimFleet, index: int) -> dict[str, Any]:
     return state
 
 
+def untouched(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """No restart by the playbook: the same process, or only systemd's own restarts.
+
+    On a loaded 2-core VM a sim host's RT throttling can stall a runner past its
+    watchdog; systemd then restarts it (NRestarts counts those, not `systemctl restart`).
+    """
+    return after["MainPID"] == before["MainPID"] or int(after["NRestarts"]) > int(
+        before["NRestarts"]
+    )
+
+
 def test_install_serves_v1_under_systemd_with_watchdog(
     fleet: SimFleet, models: dict[str, Path], source: Path
 ) -> None:
@@ -154,7 +165,7 @@ def test_v2_rolls_out_to_line_a_canary_first(
     rest_play = output.index("PLAY [Engines | the other hosts, in batches]")
     assert output.index("orin-nano-02", rest_play) > canary_play
     # line_b (03) kept its process: nothing changed there
-    assert after[2]["MainPID"] == before[2]["MainPID"]
+    assert untouched(before[2], after[2])
     assert recap(output)["orin-nano-03"]["changed"] == 0
     for state in after:
         assert state["ActiveState"] == "active" and state["stats"]["state"] == "running"
@@ -171,7 +182,7 @@ def test_rerun_with_nothing_changed_changes_and_builds_nothing(
     # no task changed anything: no build, no copy, no switch, no restart
     assert "changed: [" not in output
     after = [host_state(fleet, i) for i in range(3)]
-    assert [s["MainPID"] for s in after] == [s["MainPID"] for s in before]
+    assert all(untouched(b, a) for b, a in zip(before, after, strict=True))
 
 
 def test_wrong_v3_is_caught_at_the_canary_and_rolled_back(
@@ -191,11 +202,11 @@ def test_wrong_v3_is_caught_at_the_canary_and_rolled_back(
     assert after[0]["ActiveState"] == "active"
     assert after[0]["MainPID"] != before[0]["MainPID"]
     # 02 (line_a, not reached) untouched: same process, no v3 copied or built
-    assert after[1]["current"] == "2" and after[1]["MainPID"] == before[1]["MainPID"]
+    assert after[1]["current"] == "2" and untouched(before[1], after[1])
     assert "3" not in after[1]["versions"].split(",")
     assert "orin-nano-02 untouched: the rollout of group line_a stopped at orin-nano-01" in output
     # line_b (03) untouched
-    assert after[2]["current"] == "1" and after[2]["MainPID"] == before[2]["MainPID"]
+    assert after[2]["current"] == "1" and untouched(before[2], after[2])
     deadline = time.monotonic() + 60
     while (
         after[0]["stats"].get("pid") != int(after[0]["MainPID"])
