@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.jetson_rt.fleet.plugins.modules import jetson_facts
+from tests.ansible_adhoc import ansible_check_mode
 from tests.jetson_trees import agx_orin_r35, orin_nano_r36, x86_server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -66,37 +62,7 @@ def test_through_ansible_in_check_mode(tmp_path: Path) -> None:
     """A real ad hoc run: the module is packaged with its module_utils (a link),
     on JetPack 6's Python 3.10 where that interpreter is installed."""
     root = orin_nano_r36(tmp_path / "root")
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_PYTHON_INTERPRETER": shutil.which("python3.10") or sys.executable,
-    }
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            "localhost",
-            "-c",
-            "local",
-            "--check",
-            "-m",
-            "jetson_rt.fleet.jetson_facts",
-            "-a",
-            f"root={root} require_jetson=true",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    start = result.stdout.index(" => {") + 4
-    payload, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+    payload = ansible_check_mode("jetson_rt.fleet.jetson_facts", f"root={root} require_jetson=true")
     assert payload["changed"] is False
     assert payload["ansible_facts"]["jetson"]["module_sku"] == "p3767-0005"
     assert payload["ansible_facts"]["jetson"]["cpus"]["isolated"] == [4, 5]

@@ -3,11 +3,6 @@ area fails with the right observation, and the module changes nothing."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +10,7 @@ from typing import Any
 import pytest
 from ansible_collections.jetson_rt.fleet.plugins.module_utils import rt_audit as ra
 from ansible_collections.jetson_rt.fleet.plugins.modules import rt_audit
+from tests.ansible_adhoc import ansible_check_mode
 from tests.jetson_trees import orin_nano_r36, put
 
 REPO = Path(__file__).resolve().parents[3]
@@ -366,37 +362,9 @@ def test_through_ansible_on_python_3_10(tmp_path: Path) -> None:
     """An ad hoc run in check mode: packaged with its module_utils, on JetPack 6's
     Python 3.10 where that interpreter is installed."""
     root = tuned(tmp_path / "root")
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_PYTHON_INTERPRETER": shutil.which("python3.10") or sys.executable,
-    }
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            "localhost",
-            "-c",
-            "local",
-            "--check",
-            "-m",
-            "jetson_rt.fleet.rt_audit",
-            "-a",
-            f"root={root} isolated_cpus=4-5 power_mode=MAXN_SUPER",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-        timeout=180,
+    payload = ansible_check_mode(
+        "jetson_rt.fleet.rt_audit", f"root={root} isolated_cpus=4-5 power_mode=MAXN_SUPER"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    start = result.stdout.index(" => {") + 4
-    payload, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
     assert payload["changed"] is False
     statuses = {c["id"]: c["status"] for c in payload["checks"]}
     assert statuses["rt_kernel"] == statuses["cpu_isolation"] == statuses["irq_affinity"] == "pass"
