@@ -196,7 +196,14 @@ def test_artifact_reverts_then_installs(scenarios: dict[str, Future[None]]) -> N
 def packages_scenario(fleet: SimFleet, host: Host, repo_url: str, work: Path) -> None:
     """NVIDIA-like packages: installed, held, idempotent, then back to stock; then the
     source method: rt_kernel_build once on the controller, its artifact booted."""
-    repo = ["-e", f"rt_kernel_repo_url={repo_url}", "-e", "rt_kernel_repo_options=trusted=yes"]
+    repo = [
+        "-e",
+        "rt_kernel_method=packages",
+        "-e",
+        f"rt_kernel_repo_url={repo_url}",
+        "-e",
+        "rt_kernel_repo_options=trusted=yes",
+    ]
     # check mode previews and changes nothing
     before = fingerprint(fleet, host)
     preview = play(fleet, host, *repo, "--check", "--diff")

@@ -30,7 +30,7 @@ import yaml
 from jetson_rt.atomic import atomic_write_text
 from jetson_rt.errors import SimError
 from jetson_rt.log import logger
-from jetson_rt.sim import image
+from jetson_rt.sim import image, rtkernel
 
 STATE_ROOT = Path("/var/lib/jetson-rt-sim")
 RUN_ROOT = Path("/run/jetson-rt-sim")
@@ -169,6 +169,7 @@ class Fleet:
         self._ensure_network()
         self._ensure_kernelfs()
         key = self._ensure_fleet_key()
+        kernel = rtkernel.publish(self.state_dir / "rt-kernel")
         wanted = [self.host(i) for i in range(1, count + 1)]
         for extra in self.hosts():
             if extra.index > count:
@@ -182,7 +183,7 @@ class Fleet:
                 _run(["podman", "start", host.container])
         for host in wanted:
             self.wait_ssh(host)
-        self._write_inventory(wanted, key)
+        self._write_inventory(wanted, key, kernel)
         for host in wanted:
             self._check_login(host, key)
         return wanted
@@ -375,7 +376,7 @@ class Fleet:
     def _check_login(self, host: Host, key: Path) -> None:
         _run([*self._ssh_base(key), f"{image.SIM_USER}@{host.address}", "true"])
 
-    def _write_inventory(self, hosts: list[Host], key: Path) -> None:
+    def _write_inventory(self, hosts: list[Host], key: Path, kernel: tuple[Path, str]) -> None:
         ssh_dir = self.inventory_dir / "ssh"
         lines = []
         for host in hosts:
@@ -400,6 +401,10 @@ class Fleet:
                         "-o StrictHostKeyChecking=yes"
                     ),
                     "jetson_rt_sim_fleet": self.name,
+                    # the simulated PREEMPT_RT kernel (jetson_rt.sim.rtkernel), installed by
+                    # the rt_kernel role's artifact method (group_vars/sim.yml)
+                    "jetson_rt_sim_rt_kernel_artifact": str(kernel[0]),
+                    "jetson_rt_sim_rt_kernel_artifact_sha256": kernel[1],
                 },
                 "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
                 "children": {

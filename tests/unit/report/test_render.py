@@ -4,58 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.chromium import chromium, png_size, run_chromium, screenshot_page
 from tests.unit.report.runs import RunBuilder
 
 from jetson_rt.report.build import build_report
 from jetson_rt.report.evaluate import judge_run
 from jetson_rt.report.loader import load_run
 from jetson_rt.report.plots import render_plots
-
-CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def chromium() -> str | None:
-    for name in CHROMIUM_CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def run_chromium(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            *arguments,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
 
 
 def test_page_renders_in_headless_chromium(mixed_run: RunBuilder, tmp_path: Path) -> None:
@@ -73,17 +33,7 @@ def test_page_renders_in_headless_chromium(mixed_run: RunBuilder, tmp_path: Path
     assert 'id="host-orin-04"' in dom.stdout
     assert re.search(r'<div class="word">\s*FAIL\s*</div>', dom.stdout)
 
-    screenshot = tmp_path / "report.png"
-    shot = run_chromium(
-        binary,
-        tmp_path / "profile-shot",
-        f"--screenshot={screenshot}",
-        "--window-size=1280,2000",
-        "--hide-scrollbars",
-        url,
-    )
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    assert screenshot.is_file()
+    screenshot = screenshot_page(binary, outputs.html, "report-generated-run.png", tmp_path)
     assert png_size(screenshot) == (1280, 2000)
     # A blank page compresses to a few kB; the rendered report does not.
     assert screenshot.stat().st_size > 60_000

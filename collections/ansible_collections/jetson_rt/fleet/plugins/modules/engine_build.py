@@ -17,7 +17,7 @@ description:
     the same build flags and the same platform, and O(output) still matches its recorded
     sha256; the task then reports C(changed=false).
   - A failed build fails the task saying why. C(build-engine) writes atomically, so O(output)
-    and its manifest are left as they were, and the module never touches the service: a failed
+    and its manifest are left as they were, and the module never touches the service; a failed
     build of a new version leaves the running engine and runner untouched.
   - In check mode nothing is built; the venv's C(jetson-rt) is asked whether a build would
     happen (the same comparison C(--if-changed) makes) and the task reports that.
@@ -42,7 +42,7 @@ options:
     type: str
     choices: [fp32, fp16, int8, best]
   shapes:
-    description: Fixed input shapes, name to dimensions (C({input: [1, 3, 224, 224]})).
+    description: "Fixed input shapes, name to dimensions (C({input: [1, 3, 224, 224]}))."
     type: dict
     default: {}
   min_shapes:
