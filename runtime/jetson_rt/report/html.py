@@ -49,4 +49,6 @@ def render_html(data: dict[str, Any], plots: Plots) -> str:
     # The SVG is matplotlib's output, whose text it escapes itself: safe to inline.
     host_plots = {name: Markup(svg) for name, svg in plots.hosts.items()}  # noqa: S704
     fleet_plot = Markup(plots.fleet_max) if plots.fleet_max else None  # noqa: S704
-    return template.render(report=data, host_plots=host_plots, fleet_plot=fleet_plot)
+    return template.render(
+        report=data, host_plots=host_plots, fleet_plot=fleet_plot, legends=plots.legends
+    )

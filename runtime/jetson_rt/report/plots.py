@@ -66,8 +66,8 @@ _RC: Any = {
 # Drawn for empty buckets: below the y axis' lower limit (0.8), so the line drops out.
 _EMPTY_BUCKET = 0.5
 
-# Every id definition and reference matplotlib writes, matched in one pass.
-_ID_OR_REF_RE = re.compile(r'(\bid="|url\(#|href="#)')
+# Every id definition and reference matplotlib writes (always written this way).
+_ID_MARKERS = (' id="', "url(#", 'href="#')
 _ROOT_SIZE_RE = re.compile(r'<svg([^>]*?)\swidth="([^"]*)"\sheight="[^"]*"')
 
 
@@ -82,7 +82,10 @@ def _inline(svg: str, prefix: str) -> str:
     svg = svg[start:] if start >= 0 else svg
     # Scale down with the page, never up past the size it was drawn at.
     svg = _ROOT_SIZE_RE.sub(r'<svg\1 class="plot" role="img" style="max-width:\2"', svg, count=1)
-    return _ID_OR_REF_RE.sub(lambda m: m.group(1) + prefix, svg)
+    # str.replace: a regular expression with a callback costs ~2 ms per figure here.
+    for marker in _ID_MARKERS:
+        svg = svg.replace(marker, marker + prefix)
+    return svg
 
 
 def _svg(figure: Figure, prefix: str) -> str:
@@ -92,11 +95,41 @@ def _svg(figure: Figure, prefix: str) -> str:
 
 
 @dataclass(frozen=True)
+class LegendEntry:
+    """One line of a host's histogram: its colour and what it shows."""
+
+    colour: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Plots:
-    """SVG markup: one histogram per host that has histograms, one fleet chart."""
+    """SVG markup: one histogram per host that has histograms, one fleet chart.
+
+    A histogram's legend (one entry per CPU, in line order) is page text beside the
+    figure rather than text in it: selectable, and none of it to lay out per figure.
+    """
 
     hosts: dict[str, str]
     fleet_max: str | None
+    legends: dict[str, list[LegendEntry]]
+
+
+def _plotted_threads(result: CyclictestResult) -> list[Any]:
+    return [t for t in result.threads if t.counts.size]
+
+
+def _legend(result: CyclictestResult) -> list[LegendEntry]:
+    entries = []
+    for number, thread in enumerate(_plotted_threads(result)):
+        overflow = f", {thread.overflows} over" if thread.overflows else ""
+        max_text = "n/a" if thread.max_us is None else f"{thread.max_us:.0f} us"
+        entries.append(
+            LegendEntry(
+                CPU_COLOURS[number % len(CPU_COLOURS)], f"{thread.label}: max {max_text}{overflow}"
+            )
+        )
+    return entries
 
 
 @contextmanager
@@ -123,20 +156,26 @@ def render_plots(report: FleetReport, workers: int | None = None) -> Plots:
         if host.record.cyclictest is not None and host.record.cyclictest.has_histograms
     ]
     with _matplotlib():
-        from matplotlib.figure import Figure
-
         jobs = _worker_count(workers, len(todo))
-        svgs = _render_all(report, todo, jobs)
-        fleet = _render_fleet_max(report, Figure) if report.max_us is not None else None
+        svgs, fleet = _render_all(report, todo, jobs, fleet=report.max_us is not None)
+    legends = {}
+    for number in todo:
+        result = report.hosts[number].record.cyclictest
+        assert result is not None  # filtered above
+        legends[report.hosts[number].name] = _legend(result)
     return Plots(
         hosts={report.hosts[n].name: svg for n, svg in zip(todo, svgs, strict=True)},
         fleet_max=fleet,
+        legends=legends,
     )
 
 
 # Below this many figures a process pool costs more than it saves.
 _MIN_FIGURES_PER_WORKER = 6
 _MAX_WORKERS = 8
+# Drawing the fleet chart costs about as much as this many host figures (50 rotated
+# host names to lay out): the process that draws it gets that many fewer hosts.
+_FLEET_CHART_COST = 5
 
 
 def _worker_count(requested: int | None, figures: int) -> int:
@@ -175,22 +214,41 @@ def _forked_worker(numbers: list[int]) -> list[str]:
         return _render_hosts(_FORKED_REPORT, numbers)
 
 
-def _render_all(report: FleetReport, numbers: list[int], jobs: int) -> list[str]:
-    """SVG for each host number: ``jobs - 1`` forked workers and this process share them.
+def _shares(numbers: list[int], jobs: int, head_start: int) -> list[list[int]]:
+    """Host numbers for each of ``jobs`` processes, balanced by figure count; the first
+    (this process) starts ``head_start`` figures behind for its other work."""
+    chunks: list[list[int]] = [[] for _ in range(jobs)]
+    loads = [head_start] + [0] * (jobs - 1)
+    for number in numbers:
+        slot = loads.index(min(loads))
+        chunks[slot].append(number)
+        loads[slot] += 1
+    return chunks
 
-    This process draws its share while the workers draw theirs; a worker that
-    dies (out of memory, killed) has its share drawn here instead.
+
+def _render_all(
+    report: FleetReport, numbers: list[int], jobs: int, fleet: bool
+) -> tuple[list[str], str | None]:
+    """SVG for each host number, and the fleet chart when ``fleet``.
+
+    ``jobs - 1`` forked workers draw their share of the hosts while this process
+    draws the fleet chart and the rest; a worker that dies (out of memory, killed)
+    has its share drawn here instead.
     """
+    from matplotlib.figure import Figure
+
     if jobs <= 1:
-        return _render_hosts(report, numbers)
+        fleet_svg = _render_fleet_max(report, Figure) if fleet else None
+        return _render_hosts(report, numbers), fleet_svg
     global _FORKED_REPORT  # noqa: PLW0603 -- hand-off to forked children, reset below
-    chunks = [numbers[i::jobs] for i in range(jobs)]
+    chunks = _shares(numbers, jobs, _FLEET_CHART_COST if fleet else 0)
     by_number: dict[int, str] = {}
     _FORKED_REPORT = report
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
             futures = [pool.submit(_forked_worker, chunk) for chunk in chunks[1:]]
+            fleet_svg = _render_fleet_max(report, Figure) if fleet else None
             by_number.update(zip(chunks[0], _render_hosts(report, chunks[0]), strict=True))
             for chunk, future in zip(chunks[1:], futures, strict=True):
                 try:
@@ -201,7 +259,7 @@ def _render_all(report: FleetReport, numbers: list[int], jobs: int) -> list[str]
                 by_number.update(zip(chunk, svgs, strict=True))
     finally:
         _FORKED_REPORT = None
-    return [by_number[n] for n in numbers]
+    return [by_number[n] for n in numbers], fleet_svg
 
 
 def _count_label(value: float, _position: float) -> str:
@@ -225,16 +283,16 @@ def _plain_log_axis(axis: Any) -> None:
 class _HistogramFigure:
     """OSADL-style latency plot: samples per 1 us bucket, log scale, one line per CPU.
 
-    Built once and updated per host (line data, limits, labels): axes, ticks and
-    text objects are reused, which is most of what drawing a figure costs. The
-    legend is a row of coloured labels, far cheaper to lay out than a Legend.
+    Built once and updated per host (line data, limits): axes, ticks and text
+    objects are reused, which is most of what drawing a figure costs. The legend
+    is page text (:attr:`Plots.legends`).
     """
 
     def __init__(self, figure_class: type[Figure]) -> None:
         from matplotlib.ticker import MaxNLocator
 
         self.figure = figure_class(figsize=(10.5, 2.9))
-        self.figure.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.15)
+        self.figure.subplots_adjust(left=0.06, right=0.99, top=0.96, bottom=0.15)
         self.axes: Axes = self.figure.add_subplot()
         axes = self.axes
         axes.set_yscale("log")
@@ -248,7 +306,6 @@ class _HistogramFigure:
         axes.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))
         axes.grid(True, which="major", axis="y")
         self.lines: list[Any] = []
-        self.labels: list[Any] = []
         self.gate_line = axes.axvline(0, color="#c62828", linestyle=(0, (4, 3)), linewidth=0.8)
         self.gate_text = axes.text(
             0,
@@ -266,16 +323,13 @@ class _HistogramFigure:
             colour = CPU_COLOURS[len(self.lines) % len(CPU_COLOURS)]
             (line,) = self.axes.plot([], [], drawstyle="steps-post", color=colour, linewidth=0.9)
             self.lines.append(line)
-            self.labels.append(
-                self.figure.text(0, 0.955, "", color=colour, fontsize=7.5, va="center")
-            )
 
     def show(self, host: HostReport, result: CyclictestResult) -> None:
-        threads = [t for t in result.threads if t.counts.size]
+        threads = _plotted_threads(result)
         self._ensure(len(threads))
         right = 0.0
         top = 1.0
-        for line, label, thread in zip(self.lines, self.labels, threads, strict=False):
+        for line, thread in zip(self.lines, threads, strict=False):
             # Bucket d holds [d, d+1) us. Dense steps, with empty buckets drawn below the
             # axis floor, show gaps as drops instead of lines across them.
             end = int(thread.buckets[-1]) + 1
@@ -284,18 +338,10 @@ class _HistogramFigure:
             dense[end] = dense[end - 1]
             line.set_data(np.arange(end + 1), dense)
             line.set_visible(True)
-            overflow = f", {thread.overflows} over" if thread.overflows else ""
-            max_text = "n/a" if thread.max_us is None else f"{thread.max_us:.0f} us"
-            label.set_text(f"\u25a0 {thread.label}: max {max_text}{overflow}")
-            label.set_visible(True)
             right = max(right, float(end))
             top = max(top, float(thread.counts.max()))
-        for line, label in zip(
-            self.lines[len(threads) :], self.labels[len(threads) :], strict=True
-        ):
+        for line in self.lines[len(threads) :]:
             line.set_visible(False)
-            label.set_visible(False)
-        self._place_labels(len(threads))
         limit = host.gate.gate.max_us
         show_gate = limit is not None and limit <= max(right, 1.0) * 1.5
         self.gate_line.set_visible(show_gate)
@@ -307,13 +353,6 @@ class _HistogramFigure:
             right = max(right, limit * 1.05)
         self.axes.set_xlim(0, max(right * 1.04, 10.0))
         self.axes.set_ylim(0.8, top * 3.0)
-
-    def _place_labels(self, count: int) -> None:
-        # Evenly spaced along the top edge; a second row when there are many CPUs.
-        per_row = count if count <= 6 else (count + 1) // 2
-        for i, label in enumerate(self.labels[:count]):
-            row, column = divmod(i, per_row)
-            label.set_position((0.06 + column * 0.93 / max(per_row, 1), 0.96 - row * 0.04))
 
 
 def _render_fleet_max(report: FleetReport, figure_class: type[Figure]) -> str:

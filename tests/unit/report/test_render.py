@@ -15,7 +15,7 @@ from tests.unit.report.runs import RunBuilder
 from jetson_rt.report.build import build_report
 from jetson_rt.report.evaluate import judge_run
 from jetson_rt.report.loader import load_run
-from jetson_rt.report.plots import render_plots
+from jetson_rt.report.plots import CPU_COLOURS, render_plots
 
 
 def test_page_renders_in_headless_chromium(mixed_run: RunBuilder, tmp_path: Path) -> None:
@@ -30,6 +30,7 @@ def test_page_renders_in_headless_chromium(mixed_run: RunBuilder, tmp_path: Path
     # The parsed DOM, not the file: inline SVG survived the HTML parser as elements.
     assert len(re.findall(r"<svg\b[^>]*class=\"plot\"", dom.stdout)) == 6
     assert dom.stdout.count("<path") > 50
+    assert dom.stdout.count('class="swatch"') >= 6
     assert 'id="host-orin-04"' in dom.stdout
     assert re.search(r'<div class="word">\s*FAIL\s*</div>', dom.stdout)
 
@@ -61,6 +62,15 @@ def test_plots_are_svg_with_prefixed_ids(mixed_run: RunBuilder) -> None:
         # Log axis labels stay text, not mathtext glyph paths.
         assert "<text" in svg
     assert plots.fleet_max is not None and 'id="fleet-' in plots.fleet_max
+    # the legend is page text: one entry per plotted CPU, in the lines' colours and order
+    assert plots.legends.keys() == plots.hosts.keys()
+    for name, entries in plots.legends.items():
+        host = next(h for h in report.hosts if h.name == name)
+        assert host.record.cyclictest is not None
+        threads = [t for t in host.record.cyclictest.threads if t.counts.size]
+        assert [e.text.split(":")[0] for e in entries] == [t.label for t in threads]
+        assert [e.colour for e in entries] == list(CPU_COLOURS[: len(threads)])
+        assert all(": max " in e.text for e in entries)
 
 
 def test_reading_and_judging_need_neither_matplotlib_nor_jinja2(mixed_run: RunBuilder) -> None:
