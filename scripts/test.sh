@@ -38,6 +38,13 @@ pytest_stage() {
 }
 stage pytest pytest_stage "$@"
 
+# The report as headless Chromium rendered it (tests/chromium.py), for a CI run to keep.
+shots=${JETSON_RT_SCREENSHOTS:-artifacts/screenshots}
+if compgen -G "$shots/*.png" >/dev/null; then
+  echo "screenshots of the validation report:"
+  ls -l "$shots"/*.png
+fi
+
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}"
   exit 1

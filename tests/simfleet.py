@@ -1,17 +1,55 @@
-"""Helpers for tests against the simulated fleet: SSH, ansible and ansible-playbook."""
+"""Helpers for tests against the simulated fleet: a fleet for a test module, SSH, ansible
+and ansible-playbook.
+
+Each test module that needs hosts of its own names its fleet (its own containers,
+addresses and inventory), so a developer's `jetson-rt sim up` fleet and the other
+modules' fleets are left alone. Without root or podman these tests skip, unless
+JETSON_RT_REQUIRE_SIM=1 (CI sets it) turns that into a failure.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from jetson_rt.sim.fleet import Fleet, Host
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def require_sim() -> None:
+    """Skip the calling test or fixture where the simulated fleet cannot run."""
+    if os.geteuid() != 0:
+        reason = "the simulated fleet needs root (rootful podman)"
+    elif shutil.which("podman") is None:
+        reason = "podman is not installed"
+    else:
+        return
+    if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
+        pytest.fail(f"sim tests required but {reason}")
+    pytest.skip(reason)
+
+
+@contextmanager
+def sim_fleet(name: str, count: int, inventory_dir: Path) -> Iterator[SimFleet]:
+    """A fresh fleet of ``count`` hosts, removed afterwards (a fleet of that name left
+    over by an interrupted run is removed first)."""
+    require_sim()
+    fleet = Fleet(name=name, inventory_dir=inventory_dir)
+    fleet.down()
+    try:
+        yield SimFleet(fleet=fleet, hosts=fleet.up(count))
+    finally:
+        fleet.down()
 
 
 @dataclass

@@ -14,9 +14,7 @@ orin-nano-03 (canary). Sim hosts run the ONNX Runtime backend (no GPU).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +28,7 @@ from tests.engine_rollout import (
     snapshot_source,
     write_versions,
 )
-from tests.simfleet import SimFleet
-
-from jetson_rt.sim.fleet import Fleet
+from tests.simfleet import SimFleet, sim_fleet
 
 pytestmark = pytest.mark.sim
 
@@ -43,16 +39,8 @@ ENGINES = "/var/lib/jetson-rt/engines/det"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
-    if os.geteuid() != 0 or shutil.which("podman") is None:
-        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
-            pytest.fail("sim tests required but root and podman are not both available")
-        pytest.skip("the simulated fleet needs root and podman")
-    sim = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("infer") / "sim")
-    sim.down()
-    try:
-        yield SimFleet(fleet=sim, hosts=sim.up(3))
-    finally:
-        sim.down()
+    with sim_fleet(FLEET_NAME, 3, tmp_path_factory.mktemp("infer") / "sim") as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")

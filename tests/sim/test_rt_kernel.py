@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,10 +20,10 @@ from pathlib import Path
 
 import pytest
 from tests import kernel_repo
-from tests.simfleet import SimFleet
+from tests.simfleet import SimFleet, sim_fleet
 
 from jetson_rt.sim import hardware as hw
-from jetson_rt.sim.fleet import Fleet, Host
+from jetson_rt.sim.fleet import Host
 
 pytestmark = pytest.mark.sim
 
@@ -35,17 +33,8 @@ EXTLINUX = "/boot/extlinux/extlinux.conf"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
-    if os.geteuid() != 0 or shutil.which("podman") is None:
-        reason = "the simulated fleet needs root and podman"
-        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
-            pytest.fail(f"sim tests required but {reason}")
-        pytest.skip(reason)
-    sim_fleet = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("kern") / "sim")
-    sim_fleet.down()
-    try:
-        yield SimFleet(fleet=sim_fleet, hosts=sim_fleet.up(3))
-    finally:
-        sim_fleet.down()
+    with sim_fleet(FLEET_NAME, 3, tmp_path_factory.mktemp("kern") / "sim") as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ that reboots into the new boot arguments, idempotence, and the undo back to stoc
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,10 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.simfleet import REPO, SimFleet
+from tests.simfleet import REPO, SimFleet, sim_fleet
 
 from jetson_rt.sim import bootloader
-from jetson_rt.sim.fleet import Fleet
 
 pytestmark = pytest.mark.sim
 
@@ -32,16 +29,8 @@ THP = "/sys/kernel/mm/transparent_hugepage"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
-    if os.geteuid() != 0 or shutil.which("podman") is None:
-        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
-            pytest.fail("sim tests required but root and podman are not both available")
-        pytest.skip("the simulated fleet needs root and podman")
-    sim = Fleet(name=FLEET_NAME, inventory_dir=tmp_path_factory.mktemp("tune") / "sim")
-    sim.down()
-    try:
-        yield SimFleet(fleet=sim, hosts=sim.up(2))
-    finally:
-        sim.down()
+    with sim_fleet(FLEET_NAME, 2, tmp_path_factory.mktemp("tune") / "sim") as sim:
+        yield sim
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 import yaml
 from tests.chromium import chromium, png_size, run_chromium, screenshot_page
-from tests.simfleet import REPO, SimFleet
+from tests.simfleet import REPO, SimFleet, sim_fleet
 
 from jetson_rt.sim import hardware as hw
-from jetson_rt.sim.fleet import Fleet, fleet_octet
+from jetson_rt.sim.fleet import fleet_octet
 
 pytestmark = pytest.mark.sim
 
@@ -64,7 +64,6 @@ class Validation:
     tuned: str
     result: subprocess.CompletedProcess[str]
     run_dir: Path
-    seconds: float
 
     def host_file(self, host: str, name: str) -> Any:
         return json.loads((self.run_dir / "hosts" / host / name).read_text())
@@ -111,20 +110,11 @@ def _playbook(sim: SimFleet, inventory: Path, *args: str) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def validation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Validation]:
-    if os.geteuid() != 0 or not Path("/usr/bin/podman").exists():
-        if os.environ.get("JETSON_RT_REQUIRE_SIM") == "1":
-            pytest.fail("sim tests required but root and podman are not both available")
-        pytest.skip("the simulated fleet needs root and podman")
     base = tmp_path_factory.mktemp("rt_validate")
-    fleet = Fleet(name=FLEET_NAME, inventory_dir=base / "sim")
-    fleet.down()
-    try:
-        hosts = fleet.up(2)
-        sim = SimFleet(fleet=fleet, hosts=hosts)
-        untuned, tuned = hosts[0].name, hosts[1].name
+    with sim_fleet(FLEET_NAME, 2, base / "sim") as sim:
+        untuned, tuned = sim.hosts[0].name, sim.hosts[1].name
         inventory = _site_inventory(sim, untuned, base / "inventory")
         results = base / "runs"
-        start = time.monotonic()
         result = _playbook(
             sim,
             inventory,
@@ -139,11 +129,8 @@ def validation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Validation]
                 }
             ),
         )
-        seconds = time.monotonic() - start
         (base / "site.log").write_text(result.stdout + result.stderr)
-        yield Validation(sim, untuned, tuned, result, results / "run-1", seconds)
-    finally:
-        fleet.down()
+        yield Validation(sim, untuned, tuned, result, results / "run-1")
 
 
 def test_run_dir_lists_every_targeted_host(validation: Validation) -> None:
