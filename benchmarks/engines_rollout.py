@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,41 +33,21 @@ from tests.engine_rollout import (  # noqa: E402  (after the sys.path set-up abo
     snapshot_source,
     write_versions,
 )
+from tests.simfleet import SimFleet, recap  # noqa: E402
 
 from jetson_rt.sim.fleet import Fleet  # noqa: E402
 
-BIN = Path(sys.executable).parent
 
-
-def playbook(inventory: Path, source: Path) -> tuple[float, int, str]:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
+def playbook(sim: SimFleet, source: Path) -> tuple[float, int, str]:
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "playbooks/engines.yml",
-            # one source state for every run: the re-run must not see a new runtime build
-            "-e",
-            f"inference_runtime_source_dir={source}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
+    # one source state for every run: the re-run must not see a new runtime build
+    result = sim.playbook(
+        "playbooks/engines.yml", "-e", f"inference_runtime_source_dir={source}", timeout=3600
     )
     seconds = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"engines.yml failed:\n{(result.stdout + result.stderr)[-4000:]}")
-    changed = sum(
-        int(n) for n in re.findall(r"^\S+\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.M)
-    )
+    changed = sum(row["changed"] for row in recap(result.stdout).values())
     return seconds, changed, result.stdout
 
 
@@ -91,7 +69,7 @@ def main() -> int:
         fleet.down()
         try:
             started = time.monotonic()
-            fleet.up(args.hosts)
+            sim = SimFleet(fleet=fleet, hosts=fleet.up(args.hosts))
             up_s = time.monotonic() - started
             inventory_dir = Path(tmp) / "sim"
             prepare_inventory(inventory_dir)
@@ -100,16 +78,16 @@ def main() -> int:
             rows = [
                 (
                     "first rollout (det v1 everywhere)",
-                    *playbook(inventory_dir / "hosts.yml", source),
+                    *playbook(sim, source),
                 )
             ]
-            rows.append(("re-run, nothing changed", *playbook(inventory_dir / "hosts.yml", source)))
+            rows.append(("re-run, nothing changed", *playbook(sim, source)))
             if args.v2:
                 set_group_models(inventory_dir, "line_a", [model_entry(models, "2")])
                 rows.append(
                     (
                         "det v2 to line_a (canary first)",
-                        *playbook(inventory_dir / "hosts.yml", source),
+                        *playbook(sim, source),
                     )
                 )
         finally:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,26 +21,19 @@ from pathlib import Path
 from jetson_rt.sim.fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[1]
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+sys.path.insert(0, str(REPO))
+
+from tests.simfleet import SimFleet, recap  # noqa: E402  (after the sys.path set-up above)
 
 
-def tune(inventory: Path, *extra: str) -> tuple[float, int]:
+def tune(sim: SimFleet, *extra: str) -> tuple[float, int]:
     """Wall seconds of one tune.yml run and the tasks it changed across the fleet."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     start = time.monotonic()
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/tune.yml", *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    result = sim.playbook("playbooks/tune.yml", *extra, timeout=3600)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"tune.yml failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", result.stdout))
-    return elapsed, changed
+    return elapsed, sum(row["changed"] for row in recap(result.stdout).values())
 
 
 def main() -> int:
@@ -56,10 +47,9 @@ def main() -> int:
         fleet = Fleet(name="benchtune", inventory_dir=Path(tmp) / "sim")
         fleet.down()
         try:
-            fleet.up(args.hosts)
-            inventory = fleet.inventory_dir / "hosts.yml"
-            first, first_changed = tune(inventory, *extra)
-            again, again_changed = tune(inventory, *extra)
+            sim = SimFleet(fleet=fleet, hosts=fleet.up(args.hosts))
+            first, first_changed = tune(sim, *extra)
+            again, again_changed = tune(sim, *extra)
         finally:
             fleet.down()
     reboot = " with reboot" if args.reboot else ""

@@ -10,6 +10,7 @@ JETSON_RT_REQUIRE_SIM=1 (CI sets it) turns that into a failure.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -103,10 +104,15 @@ class SimFleet:
         return self.ssh(host, f"sudo sh -c {shlex.quote(command)}", check=check).stdout
 
     def _tool(
-        self, tool: str, args: tuple[str, ...], timeout: float
+        self, tool: str, args: tuple[str, ...], timeout: float, inventory: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(Path(sys.executable).with_name(tool)), "-i", str(self.inventory), *args],
+            [
+                str(Path(sys.executable).with_name(tool)),
+                "-i",
+                str(inventory or self.inventory),
+                *args,
+            ],
             capture_output=True,
             text=True,
             env=self.env(),
@@ -118,5 +124,17 @@ class SimFleet:
     def ansible(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return self._tool("ansible", args, timeout)
 
-    def playbook(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return self._tool("ansible-playbook", args, timeout)
+    def playbook(
+        self, *args: str, timeout: float = 900, inventory: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """ansible-playbook on the fleet's inventory, or on ``inventory`` (another view of
+        the same hosts)."""
+        return self._tool("ansible-playbook", args, timeout, inventory)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters (ok, changed, unreachable, failed...) of each host."""
+    rows = {}
+    for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
+        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    return rows

@@ -14,7 +14,6 @@ orin-nano-03 (canary). Sim hosts run the ONNX Runtime backend (no GPU).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.engine_rollout import (
     snapshot_source,
     write_versions,
 )
-from tests.simfleet import SimFleet, sim_fleet
+from tests.simfleet import SimFleet, recap, sim_fleet
 
 pytestmark = pytest.mark.sim
 
@@ -56,13 +55,6 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rightly rolls out again; the tests compare runs, so they build from one snapshot.
     """
     return snapshot_source(tmp_path_factory.mktemp("source"))
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    rows = {}
-    for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
-        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
-    return rows
 
 
 def roll_out(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests import kernel_repo
-from tests.simfleet import SimFleet, sim_fleet
+from tests.simfleet import SimFleet, recap, sim_fleet
 
 from jetson_rt.sim import hardware as hw
 from jetson_rt.sim.fleet import Host
@@ -67,12 +66,6 @@ def play(fleet: SimFleet, host: Host, *extra: str) -> subprocess.CompletedProces
 def flat(text: str) -> str:
     """Output with the YAML callback's line folding undone."""
     return " ".join(text.split())
-
-
-def recap(result: subprocess.CompletedProcess[str], host: Host) -> dict[str, int]:
-    match = re.search(rf"{host.name}\s+: (.*)", result.stdout)
-    assert match, result.stdout[-3000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
 def boot_log(fleet: SimFleet, host: Host) -> list[str]:
@@ -220,7 +213,7 @@ def packages_scenario(fleet: SimFleet, host: Host, repo_url: str, work: Path) ->
     # already running the requested kernel: nothing changes, no reboot
     again = play(fleet, host, *repo)
     assert again.returncode == 0, again.stdout[-4000:]
-    assert recap(again, host)["changed"] == 0
+    assert recap(again.stdout)[host.name]["changed"] == 0
     assert len(boot_log(fleet, host)) == boots + 1
 
     # back to stock
@@ -244,7 +237,7 @@ def packages_scenario(fleet: SimFleet, host: Host, repo_url: str, work: Path) ->
     again = play(fleet, host, *source_args(work, sources, sha))
     assert again.returncode == 0, again.stdout[-4000:]
     assert "cache hit, nothing built" in flat(again.stdout)
-    assert recap(again, host)["changed"] == 0
+    assert recap(again.stdout)[host.name]["changed"] == 0
 
 
 def artifact_scenario(fleet: SimFleet, host: Host, work: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.simfleet import REPO, SimFleet, sim_fleet
+from tests.simfleet import REPO, SimFleet, recap, sim_fleet
 
 from jetson_rt.sim import bootloader
 
@@ -31,14 +31,6 @@ THP = "/sys/kernel/mm/transparent_hugepage"
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimFleet]:
     with sim_fleet(FLEET_NAME, 2, tmp_path_factory.mktemp("tune") / "sim") as sim:
         yield sim
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters by host."""
-    rows = {}
-    for host, counters in re.findall(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE):
-        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
-    return rows
 
 
 def run(fleet: SimFleet, playbook: str, *args: str) -> tuple[str, dict[str, dict[str, int]]]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jetson_rt.log import logger
-from jetson_rt.report.cyclictest import CyclictestResult
+from jetson_rt.report.cyclictest import CyclictestResult, ThreadLatency
 from jetson_rt.report.evaluate import FleetReport, HostReport
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Plots:
     legends: dict[str, list[LegendEntry]]
 
 
-def _plotted_threads(result: CyclictestResult) -> list[Any]:
+def _plotted_threads(result: CyclictestResult) -> list[ThreadLatency]:
     return [t for t in result.threads if t.counts.size]
 
 
