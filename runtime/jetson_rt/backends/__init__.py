@@ -81,10 +81,12 @@ def verify_model(model_path: str | Path) -> Manifest:
     """Check a built engine or optimised model against the manifest beside it.
 
     Raises :class:`~jetson_rt.errors.EngineError` when the manifest is missing
-    or unreadable, or when the file's sha256 differs from the recorded one (a
-    truncated copy, a rebuilt engine, a file from another device). Returns the
-    manifest, whose platform fields the caller may compare with the host.
+    or unreadable, when the file's sha256 differs from the recorded one (a
+    truncated copy, a rebuilt engine, a file from another device), or when the
+    source model it was built from is gone or its sha256 changed (a model edited
+    after the build). Returns the manifest, whose platform fields the caller may
+    compare with the host.
     """
-    from jetson_rt.engine.manifest import verify_artifact
+    from jetson_rt.engine.manifest import verify_engine
 
-    return verify_artifact(Path(model_path))
+    return verify_engine(Path(model_path))

@@ -137,6 +137,40 @@ def verify_artifact(artifact: Path) -> Manifest:
     return manifest
 
 
+def source_path(manifest: Manifest, artifact: Path) -> Path:
+    """The source model a manifest names; a relative name is taken beside the artifact."""
+    source = Path(manifest.source)
+    return source if source.is_absolute() else artifact.parent / source
+
+
+def verify_source(manifest: Manifest, artifact: Path) -> None:
+    """Refuse ``artifact`` when the source model it was built from is gone or changed.
+
+    A model edited after the build would otherwise be served by an engine that no
+    longer matches it.
+    """
+    source = source_path(manifest, artifact)
+    if not source.is_file():
+        raise EngineError(
+            f"{artifact.name} was built from {source}, which does not exist: keep the "
+            "source model beside the engine, or rebuild the engine"
+        )
+    digest = sha256_file(source)
+    if digest != manifest.source_sha256:
+        raise EngineError(
+            f"{source} changed after {artifact.name} was built (sha256 {digest[:16]}..., "
+            f"the manifest records {manifest.source_sha256[:16]}...): rebuild the engine "
+            "with `jetson-rt build-engine`"
+        )
+
+
+def verify_engine(artifact: Path) -> Manifest:
+    """:func:`verify_artifact`, then :func:`verify_source`: what a runner loads is checked."""
+    manifest = verify_artifact(artifact)
+    verify_source(manifest, artifact)
+    return manifest
+
+
 def _differences(label: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     reasons = []
     for key in sorted(set(recorded) | set(wanted)):

@@ -10,15 +10,16 @@ in ``docs/runner.md``.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
-import yaml
-
 from jetson_rt.errors import ConfigError
+from jetson_rt.runner.dataconfig import PublishConfig, VideoSettings, parse_publish, parse_video
+from jetson_rt.yamlload import load_yaml
 
 SCHEMA_VERSION = 1
 
@@ -49,6 +50,8 @@ class ModelConfig:
     device: Device
     shapes: dict[str, tuple[int, ...]]
     options: dict[str, object]
+    # Load only when the manifest matches the file and its source model (false: logged).
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class InputConfig:
     max_age_ms: float = 33.0
     seed: int = 0
     capacity: int = 4
+    video: VideoSettings = field(default_factory=VideoSettings)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,7 @@ class RunnerConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     source: Path | None = None
 
 
@@ -180,6 +185,12 @@ _TYPE_NAMES: tuple[tuple[type, str], ...] = (
     (list, "a list"),
     (dict, "a mapping"),
 )
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut short: an error message never echoes a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(value: object) -> str:
@@ -242,7 +253,13 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.errors.add(self.key_path(key), f"must be a number, got {_type_name(value)}")
             return default
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            self.errors.add(self.key_path(key), f"must be a finite number, got {number}")
+            return default
         if lo_open and lo is not None and number <= lo:
             self.errors.add(self.key_path(key), f"must be greater than {lo:g}, got {number:g}")
             return default
@@ -262,7 +279,7 @@ class _Section:
             return default
         if not isinstance(value, bool):
             self.errors.add(
-                self.key_path(key), f"must be true or false, got {_type_name(value)} {value!r}"
+                self.key_path(key), f"must be true or false, got {_type_name(value)} {_show(value)}"
             )
             return default
         return value
@@ -283,7 +300,7 @@ class _Section:
         if not isinstance(value, str) or value not in choices:
             self.errors.add(
                 self.key_path(key),
-                f"must be one of {', '.join(choices)}, got {value!r}",
+                f"must be one of {', '.join(choices)}, got {_show(value)}",
             )
             return default
         return value
@@ -295,23 +312,155 @@ class _Section:
         for key in self.data:
             if key in self._seen:
                 continue
-            hint = difflib.get_close_matches(str(key), sorted(self._seen), n=1)
+            name = _show(key).strip("'\"") if not isinstance(key, str) or len(key) > 60 else key
+            hint = difflib.get_close_matches(name, sorted(self._seen), n=1)
             known = ", ".join(sorted(self._seen))
             suggestion = f"did you mean {hint[0]!r}?" if hint else f"known keys: {known}"
-            self.errors.add(self.key_path(str(key)), f"unknown key; {suggestion}")
+            self.errors.add(self.key_path(name), f"unknown key; {suggestion}")
+
+
+# Bounds on what a shape or batch may ask the backend to allocate up front.
+MAX_DIMS = 8
+MAX_DIM = 1 << 20
+MAX_ELEMENTS = 1 << 30
+MAX_BATCH = 4096
 
 
 def _shape(value: object, path: str, errors: _Errors) -> tuple[int, ...] | None:
-    if not isinstance(value, list) or not value:
-        errors.add(path, f"must be a non-empty list of positive integers, got {_type_name(value)}")
+    if not isinstance(value, list) or not value or len(value) > MAX_DIMS:
+        errors.add(
+            path,
+            f"must be a list of 1 to {MAX_DIMS} positive integers, got {_type_name(value)}"
+            + (f" of {len(value)}" if isinstance(value, list) else ""),
+        )
         return None
     dims: list[int] = []
     for index, dim in enumerate(value):
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            errors.add(f"{path}[{index}]", f"must be a positive integer, got {dim!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+            errors.add(
+                f"{path}[{index}]", f"must be an integer from 1 to {MAX_DIM}, got {_show(dim)}"
+            )
             return None
         dims.append(dim)
+    if math.prod(dims) > MAX_ELEMENTS:
+        errors.add(path, f"has {math.prod(dims)} elements; at most {MAX_ELEMENTS} are allocated")
+        return None
     return tuple(dims)
+
+
+def _path_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a file, or None."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return f"must not contain control characters, got {_show(value)}"
+    if len(value) > 4096:
+        return f"is {len(value)} characters long; a path has at most 4096"
+    return None
+
+
+def _checked_path(section: _Section, key: str) -> str:
+    """The path string under ``key`` ("" when absent or refused)."""
+    raw = section.str_(key, "")
+    problem = _path_problem(raw) if raw else None
+    if problem is not None:
+        section.errors.add(section.key_path(key), problem)
+        return ""
+    return raw
+
+
+# The options each backend takes from ``models.NAME.options``, and what each must be.
+# tests/unit/runner/test_config_options.py checks this table against the backends'
+# keyword arguments, so a new backend option cannot be missed here.
+OptionCheck = tuple[str, object]
+_THREADS: OptionCheck = ("int", (0, 256))
+_BACKEND_OPTIONS: dict[str, dict[str, OptionCheck]] = {
+    "onnxruntime": {
+        "batch": ("int", (1, MAX_BATCH)),
+        "intra_op_threads": _THREADS,
+        "inter_op_threads": _THREADS,
+        "graph_optimization": ("choice", ("disable", "basic", "extended", "all")),
+        "optimized_model_path": ("path", None),
+        "allow_spinning": ("bool", None),
+        "deterministic": ("bool", None),
+    },
+    "tensorrt": {
+        "batch": ("int", (1, MAX_BATCH)),
+        "dla_core": ("int", (0, 15)),
+        "use_cuda_graph": ("bool", None),
+        "device": ("int", (0, 15)),
+    },
+}
+# Backend keyword arguments the configuration sets elsewhere.
+_OPTIONS_ELSEWHERE = {
+    "input_shapes": "give shapes under models.{name}.shapes",
+    "verify": "set models.{name}.verify (it defaults to true)",
+}
+
+
+def _options(
+    raw: object, where: str, backend: str, name: str, errors: _Errors
+) -> dict[str, object]:
+    if not isinstance(raw, dict):
+        errors.add(
+            where, f"must be a mapping of backend option names to values, got {_type_name(raw)}"
+        )
+        return {}
+    known = _BACKEND_OPTIONS.get(backend)
+    options: dict[str, object] = {}
+    section = _Section(raw, where, errors)
+    for key in raw:
+        if not isinstance(key, str):
+            errors.add(where, f"option names are strings, got {_show(key)}")
+            continue
+        if key in _OPTIONS_ELSEWHERE:
+            section.raw(key)
+            errors.add(
+                section.key_path(key),
+                "is not a backend option here: " + _OPTIONS_ELSEWHERE[key].format(name=name),
+            )
+            continue
+        if known is None or key not in known:
+            continue  # reported by section.done() with the closest known option
+        kind, bounds = known[key]
+        if kind == "int":
+            lo, hi = cast("tuple[int, int]", bounds)
+            options[key] = section.int_(key, 0, lo, hi)
+        elif kind == "bool":
+            options[key] = section.bool_(key, False)
+        elif kind == "choice":
+            options[key] = section.choice(key, "", cast("tuple[str, ...]", bounds))
+        else:
+            options[key] = _checked_path(section, key)
+    if known is not None:
+        for key in known:
+            section.raw(key)  # every known option is a valid suggestion
+        section.done()
+    return {key: value for key, value in options.items() if value not in ("", None)}
+
+
+def check_bench_options(backend: str, options: dict[str, object]) -> dict[str, object]:
+    """``jetson-rt bench --option`` values, checked with the same table as runner.yaml's
+    (``input_shapes`` and ``verify`` are allowed there: bench has no other way to set them)."""
+    errors = _Errors()
+    rest = {key: value for key, value in options.items() if key not in _OPTIONS_ELSEWHERE}
+    checked = _options(rest, "--option", backend, "", errors)
+    if "verify" in options:
+        if not isinstance(options["verify"], bool):
+            errors.add("--option verify", f"must be true or false, got {_show(options['verify'])}")
+        else:
+            checked["verify"] = options["verify"]
+    raw_shapes = options.get("input_shapes")
+    if raw_shapes is not None:
+        if not isinstance(raw_shapes, dict) or not raw_shapes:
+            errors.add("--option input_shapes", "must map input names to shapes, e.g. {x: [1, 64]}")
+        else:
+            shapes = {
+                str(name): _shape(dims, f"--option input_shapes.{name}", errors)
+                for name, dims in raw_shapes.items()
+            }
+            checked["input_shapes"] = {name: list(dims or ()) for name, dims in shapes.items()}
+    if errors.items:
+        raise ConfigError(problem_list("invalid --option", errors.items))
+    return checked
 
 
 def _path(value: str, base: Path | None) -> Path:
@@ -342,8 +491,8 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
     backend = section.choice("backend", "", _BACKENDS)
     if not section.has("backend"):
         errors.add(f"{where}.backend", f"is required: one of {', '.join(_BACKENDS)}")
-    raw_path = section.str_("path", "")
-    if not raw_path:
+    raw_path = _checked_path(section, "path")
+    if not section.has("path") or section.raw("path") == "":
         errors.add(f"{where}.path", "is required: the ONNX model or TensorRT engine file")
     default_device = "gpu" if backend == "tensorrt" else "cpu"
     device = section.choice("device", default_device, _DEVICES)
@@ -369,10 +518,16 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
     options: dict[str, object] = {}
     raw_options = section.raw("options")
     if raw_options is not None:
-        if not isinstance(raw_options, dict) or not all(isinstance(k, str) for k in raw_options):
-            errors.add(f"{where}.options", "must be a mapping of backend option names to values")
-        else:
-            options = dict(raw_options)
+        options = _options(raw_options, f"{where}.options", backend, name, errors)
+    batch = options.get("batch")
+    for input_name, dims in shapes.items():
+        if isinstance(batch, int) and dims[0] != batch:
+            errors.add(
+                f"{where}.options.batch",
+                f"is {batch} but shapes.{input_name} starts with {dims[0]}: "
+                "give one or make them agree",
+            )
+    verify = section.bool_("verify", True)
     section.done()
     return ModelConfig(
         name=name,
@@ -381,13 +536,14 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
         device=cast("Device", device),
         shapes=shapes,
         options=options,
+        verify=verify,
     )
 
 
 def _input(node: object, where: str, errors: _Errors, base: Path | None) -> InputConfig:
     section = _Section(node, where, errors)
     source = section.choice("source", "synthetic", _SOURCES)
-    raw_path = section.str_("path", "")
+    raw_path = _checked_path(section, "path")
     config = InputConfig(
         source=cast("SourceKind", source),
         path=_path(raw_path, base) if raw_path else None,
@@ -398,6 +554,7 @@ def _input(node: object, where: str, errors: _Errors, base: Path | None) -> Inpu
         max_age_ms=section.float_("max_age_ms", 33.0, 0.0, 60_000.0, lo_open=True),
         seed=section.int_("seed", 0, 0, 2**32 - 1),
         capacity=section.int_("capacity", 4, 1, 64),
+        video=parse_video(section, errors),
     )
     section.done()
     if source == "npy" and config.path is None:
@@ -579,7 +736,7 @@ def _health(node: object, errors: _Errors) -> HealthConfig:
 
 def _stats(node: object, errors: _Errors, base: Path | None) -> StatsConfig:
     section = _Section(node, "stats", errors)
-    raw_path = section.str_("path", "")
+    raw_path = _checked_path(section, "path")
     config = StatsConfig(
         path=_path(raw_path, base) if raw_path else None,
         interval_s=section.float_("interval_s", 5.0, 0.05, 3600.0),
@@ -636,6 +793,7 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
     health = _health(top.raw("health"), errors)
     stats = _stats(top.raw("stats"), errors, base)
     prometheus = _prometheus(top.raw("prometheus"), errors)
+    publish = parse_publish(_Section(top.raw("publish"), "publish", errors), errors)
     top.done()
     for index, task in enumerate(tasks):
         if task.deadline_ms >= watchdog.timeout_ms:
@@ -660,7 +818,7 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
                 )
     if errors.items:
         where = f" in {source}" if source is not None else ""
-        raise ConfigError(f"invalid runner configuration{where}:\n  " + "\n  ".join(errors.items))
+        raise ConfigError(problem_list(f"invalid runner configuration{where}", errors.items))
     return RunnerConfig(
         models=models,
         tasks=tasks,
@@ -671,29 +829,55 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
         health=health,
         stats=stats,
         prometheus=prometheus,
+        publish=publish,
         source=source,
     )
 
 
+def problem_list(title: str, items: list[str]) -> str:
+    """``title: first problem``, then the others one per line: the first line says what."""
+    if len(items) == 1:
+        return f"{title}: {items[0]}"
+    return f"{title}: {items[0]} (and {len(items) - 1} more below)\n  " + "\n  ".join(items[1:])
+
+
 def load_config(path: Path) -> RunnerConfig:
-    """Read and validate ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read runner configuration {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return parse_config(data, path)
+    """Read (see :func:`jetson_rt.yamlload.load_yaml`) and validate ``path``."""
+    return parse_config(load_yaml(path, "runner configuration"), path)
 
 
-def check_files(config: RunnerConfig) -> list[str]:
+def engine_problem(model: ModelConfig) -> str | None:
+    """Why ``model``'s file must not be loaded, or None.
+
+    The file must have its manifest beside it, and both its own sha256 and its
+    source model's must match the manifest (:func:`jetson_rt.backends.verify_model`).
+    ``check-config`` and the runner both ask this before loading anything.
+    """
+    if not model.verify:
+        return None
+    from jetson_rt.backends import verify_model
+    from jetson_rt.errors import JetsonRtError
+
+    try:
+        verify_model(model.path)
+    except JetsonRtError as exc:
+        return f"models.{model.name}: {exc}"
+    return None
+
+
+def check_files(config: RunnerConfig, *, stats_path: Path | None = None) -> list[str]:
     """Problems with files the configuration names (missing model, empty input folder)."""
     problems: list[str] = []
     for model in config.models.values():
         if not model.path.is_file():
             problems.append(f"models.{model.name}.path: {model.path} does not exist")
+            continue
+        problem = engine_problem(model)
+        if problem is not None:
+            problems.append(problem)
+    stats = stats_path if stats_path is not None else config.stats.path
+    if stats is not None and stats.is_dir():
+        problems.append(f"stats.path: {stats} is a folder; name the stats file")
     for index, task in enumerate(config.tasks):
         folder = task.input.path
         if task.input.source == "npy" and folder is not None:

@@ -35,10 +35,10 @@ from types import FrameType
 from jetson_rt import __version__, platform
 from jetson_rt.backends import create_backend
 from jetson_rt.backends.base import Backend
-from jetson_rt.errors import ConfigError, PlatformError
+from jetson_rt.errors import ConfigError, EngineError, PlatformError
 from jetson_rt.log import logger
 from jetson_rt.runner import events
-from jetson_rt.runner.config import ModelConfig, RunnerConfig
+from jetson_rt.runner.config import ModelConfig, RunnerConfig, engine_problem, problem_list
 from jetson_rt.runner.events import Event, EventRing
 from jetson_rt.runner.health import HealthMonitor
 from jetson_rt.runner.loop import Scheduler, Task, Tier, WarmupResult, warm_up
@@ -68,7 +68,31 @@ def default_backend_factory(model: ModelConfig) -> Backend:
     options = dict(model.options)
     if model.shapes and "input_shapes" not in options:
         options["input_shapes"] = {name: list(dims) for name, dims in model.shapes.items()}
+    if not model.verify:
+        options["verify"] = False
     return create_backend(model.backend, model.path, **options)
+
+
+def verify_engines(config: RunnerConfig) -> None:
+    """Refuse to load any model whose manifest, sha256 or source model does not match.
+
+    A model with ``verify: false`` is loaded unchecked, and the log says so.
+    """
+    problems: list[str] = []
+    for name, model in config.models.items():
+        if not model.verify:
+            logger.warning(
+                "models.%s.verify is false: %s is loaded without checking its manifest, "
+                "its sha256 or its source model",
+                name,
+                model.path,
+            )
+            continue
+        problem = engine_problem(model)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise EngineError(problem_list("refusing to load", problems))
 
 
 def _now_iso() -> str:
@@ -184,6 +208,7 @@ class Runner:
             raise PlatformError(
                 "this host cannot run the configuration:\n  " + "\n  ".join(problems)
             )
+        verify_engines(self.config)
         for name, model in self.config.models.items():
             backend = self._factory(model)
             self.backends[name] = backend

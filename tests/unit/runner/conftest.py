@@ -44,7 +44,12 @@ def base_config(
         doc: dict[str, Any] = {
             "schema_version": 1,
             "models": {
-                "mlp": {"backend": "onnxruntime", "path": str(models["mlp"].path)},
+                # A generated plain ONNX file, not a built artifact: no manifest to check.
+                "mlp": {
+                    "backend": "onnxruntime",
+                    "path": str(models["mlp"].path),
+                    "verify": False,
+                },
             },
             "tasks": [{"name": "classify", "tiers": ["mlp"], "deadline_ms": 50}],
             "warmup": {"min_iterations": 5, "max_iterations": 50, "window": 5, "max_cv": 5.0},

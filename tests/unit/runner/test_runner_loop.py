@@ -49,7 +49,11 @@ class Factory:
 
 def two_tier_doc(base_config: Callable[..., Doc], models: dict[str, GeneratedModel]) -> Doc:
     doc = base_config()
-    doc["models"]["conv"] = {"backend": "onnxruntime", "path": str(models["conv_bn_relu"].path)}
+    doc["models"]["conv"] = {
+        "backend": "onnxruntime",
+        "path": str(models["conv_bn_relu"].path),
+        "verify": False,
+    }
     doc["tasks"] = [
         {
             "name": "classify",
@@ -356,7 +360,11 @@ def test_priority_scheduler_serves_a_periodic_high_task_and_a_background_task(
     base_config: Callable[..., Doc], models: dict[str, GeneratedModel], period_ms: float
 ) -> None:
     doc = base_config()
-    doc["models"]["conv"] = {"backend": "onnxruntime", "path": str(models["conv_bn_relu"].path)}
+    doc["models"]["conv"] = {
+        "backend": "onnxruntime",
+        "path": str(models["conv_bn_relu"].path),
+        "verify": False,
+    }
     doc["tasks"] = [
         {"name": "background", "tiers": ["conv"], "deadline_ms": 50, "priority": 10},
         {
@@ -429,7 +437,9 @@ def lane_tasks(
     config = parse_config(
         {
             "schema_version": 1,
-            "models": {"m": {"backend": "onnxruntime", "path": str(models["mlp"].path)}},
+            "models": {
+                "m": {"backend": "onnxruntime", "path": str(models["mlp"].path), "verify": False}
+            },
             "tasks": [{"name": "t", "tiers": ["m"], "deadline_ms": 100}],
         }
     )
