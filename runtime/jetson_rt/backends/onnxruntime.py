@@ -11,6 +11,8 @@ stage times are 0).
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -100,6 +102,9 @@ def resolve_shape(
                 )
         return shape
 
+    missing = unsized_axes(declared, batch=batch)
+    if missing:
+        raise missing_sizes_error({tensor: declared})
     resolved: list[int] = []
     for axis, dim in enumerate(declared):
         if isinstance(dim, int) and dim > 0:
@@ -109,15 +114,53 @@ def resolve_shape(
                     "export the model with a dynamic batch or drop the batch option"
                 )
             resolved.append(dim)
-        elif axis == 0 and batch is not None:
-            resolved.append(batch)
         else:
-            hint = "batch=N" if axis == 0 else f"input_shapes={{{tensor!r}: (...)}}"
-            raise ConfigError(
-                f"input {tensor!r} axis {axis} is dynamic ({dim!r}) in {list(declared)}: "
-                f"give its size with the {hint} option"
-            )
+            assert batch is not None  # axis 0; unsized_axes found no other
+            resolved.append(batch)
     return tuple(resolved)
+
+
+def unsized_axes(declared: Sequence[object], *, batch: int | None) -> list[int]:
+    """The dynamic axes of one input that neither ``batch`` nor a fixed size covers."""
+    return [
+        axis
+        for axis, dim in enumerate(declared)
+        if not (isinstance(dim, int) and dim > 0) and not (axis == 0 and batch is not None)
+    ]
+
+
+def _yaml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name) else json.dumps(name)
+
+
+def missing_sizes_error(declared: Mapping[str, Sequence[object]]) -> ConfigError:
+    """One message for every input axis with no size, with the text that gives them.
+
+    Each dynamic axis is written ``D`` in the suggested ``--shapes`` item
+    (build-engine), ``shapes:`` mapping (runner.yaml) and ``input_shapes``
+    option (bench ``--option``), to be replaced by its size.
+    """
+    described: list[str] = []
+    items: list[str] = []
+    yaml_items: list[str] = []
+    for tensor, dims in declared.items():
+        axes = unsized_axes(dims, batch=None)
+        described.append(
+            f"{tensor!r} "
+            + ", ".join(f"axis {axis} is dynamic ({dims[axis]!r})" for axis in axes)
+            + f" in {list(dims)}"
+        )
+        sizes = [str(dim) if axis not in axes else "D" for axis, dim in enumerate(dims)]
+        items.append(f"{tensor}:{'x'.join(sizes)}")
+        yaml_items.append(f"{_yaml_key(tensor)}: [{', '.join(sizes)}]")
+    mapping = "{" + ", ".join(yaml_items) + "}"
+    batch_only = all(unsized_axes(dims, batch=None) == [0] for dims in declared.values())
+    batch_hint = "; a dynamic axis 0 alone can also be set with batch=N" if batch_only else ""
+    return ConfigError(
+        f"dynamic input axes have no size: {'; '.join(described)}. Replace each D with its "
+        f"size and add: --shapes {','.join(items)} (build-engine), shapes: {mapping} "
+        f"(runner.yaml model), --option 'input_shapes={mapping}' (bench){batch_hint}"
+    )
 
 
 class OnnxRuntimeBackend(BackendLifecycle):
@@ -180,6 +223,8 @@ class OnnxRuntimeBackend(BackendLifecycle):
         self.deterministic = deterministic
         self.verify = verify
         self._session: Any = None
+        # What ONNX Runtime raised when it refused to create the session, if it did.
+        self.load_error: BaseException | None = None
         self._binding: Any = None
         self._run_options: Any = None
         # OrtValues wrap the host arrays without copying; kept to pin their lifetime.
@@ -212,6 +257,7 @@ class OnnxRuntimeBackend(BackendLifecycle):
         if not self.model_path.is_file():
             raise ModelError(f"model {self.model_path} does not exist or is not a file")
         self._verify_manifest()
+        self.load_error = None
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path),
@@ -219,6 +265,7 @@ class OnnxRuntimeBackend(BackendLifecycle):
                 providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
+            self.load_error = exc
             raise ModelError(
                 f"onnxruntime cannot load {self.model_path}: {exc}. "
                 "Check the model with `jetson-rt build-engine --backend onnxruntime`"
@@ -257,7 +304,11 @@ class OnnxRuntimeBackend(BackendLifecycle):
 
         if self.verify is None and not manifest_path(self.model_path).exists():
             return
-        verify_artifact(self.model_path)
+        manifest = verify_artifact(self.model_path)
+        if manifest.backend == "onnxruntime":
+            from jetson_rt.engine.ort_artifact import refuse_cpu_mismatch
+
+            refuse_cpu_mismatch(self.model_path, manifest.platform)
 
     def _resolve_inputs(self) -> tuple[TensorSpec, ...]:
         declared = self._session.get_inputs()
@@ -268,6 +319,13 @@ class OnnxRuntimeBackend(BackendLifecycle):
                 f"input_shapes names {unknown}, which {self.model_path.name} does not have; "
                 f"its inputs are {sorted(names)}"
             )
+        unsized = {
+            arg.name: list(arg.shape)
+            for arg in declared
+            if arg.name not in self.input_shapes and unsized_axes(arg.shape, batch=self.batch)
+        }
+        if unsized:
+            raise missing_sizes_error(unsized)
         return tuple(
             TensorSpec(
                 name=arg.name,

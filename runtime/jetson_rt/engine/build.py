@@ -93,13 +93,19 @@ def host_identity(root: str = "/") -> dict[str, JsonScalar]:
 RECORDED_ONLY = frozenset({"cuda_runtime", "cuda_driver", "integrated_gpu", "onnx"})
 
 
-def platform_fields(backend: str, root: str = "/") -> dict[str, JsonScalar]:
-    """Every platform fact of a build for ``backend`` on this host."""
+def platform_fields(
+    backend: str, root: str = "/", options: BuildOptions | None = None
+) -> dict[str, JsonScalar]:
+    """Every platform fact of a build for ``backend`` on this host.
+
+    For onnxruntime at ``--ort-optimization all`` that includes the CPU
+    features the optimised layout assumes (``cpu_features``).
+    """
     fields = host_identity(root)
     if backend == "onnxruntime":
         from jetson_rt.engine.ort_build import onnxruntime_platform
 
-        fields.update(onnxruntime_platform())
+        fields.update(onnxruntime_platform(options))
     else:
         from jetson_rt.engine.trt_build import tensorrt_platform
 
@@ -114,7 +120,7 @@ def build(options: BuildOptions, *, if_changed: bool = False, root: str = "/") -
         raise ConfigError(f"model {options.model} does not exist")
     source_sha256 = sha256_file(options.model)
     flags = options.build_flags(calibration_fingerprint(options))
-    facts = platform_fields(options.backend, root)
+    facts = platform_fields(options.backend, root, options)
     platform = {key: value for key, value in facts.items() if key not in RECORDED_ONLY}
     environment = {key: value for key, value in facts.items() if key in RECORDED_ONLY}
 

@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.engine.options import PRECISIONS, BuildOptions, Precision, parse_shapes
+from jetson_rt.engine.options import (
+    ORT_OPTIMIZATIONS,
+    PRECISIONS,
+    BuildOptions,
+    Precision,
+    parse_shapes,
+)
 from jetson_rt.errors import ConfigError
 
 _DESCRIPTION = (
@@ -25,6 +31,10 @@ examples:
   jetson-rt build-engine model.onnx --precision int8 --calib-dir calib/ --calib-cache model.calib
   jetson-rt build-engine model.onnx --shapes input:1x3x224x224 --if-changed --json
   jetson-rt build-engine model.onnx --backend onnxruntime --shapes input:1x3x224x224
+  jetson-rt build-engine model.onnx --backend onnxruntime --shapes image:0:1x224x224x3 \
+      --ort-optimization portable
+
+A --shapes item splits on its last ':', so input names may hold ':' (image:0).
 
 With --if-changed nothing is built when the manifest beside the output records
 the same model, flags and platform and the output's sha256 matches it; --json
@@ -82,9 +92,11 @@ def register(subparsers: Any) -> None:
     ort = parser.add_argument_group("ONNX Runtime")
     ort.add_argument(
         "--ort-optimization",
-        choices=("disable", "basic", "extended", "all"),
+        choices=ORT_OPTIMIZATIONS,
         default="all",
-        help="graph optimisation level of the saved model (default all)",
+        help="graph optimisation level of the saved model (default all: fastest, but its "
+        "layout transforms assume this host's CPU features, recorded in the manifest; "
+        "portable = extended: runs on any CPU of the same architecture)",
     )
     parser.add_argument(
         "--if-changed",

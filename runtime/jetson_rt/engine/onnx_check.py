@@ -76,12 +76,21 @@ def _domain(name: str) -> str:
     return "" if name in _DEFAULT_DOMAINS else name
 
 
-def unsupported_onnxruntime_nodes(model: Any) -> list[UnsupportedNode]:
-    """Nodes of ``model`` (top-level graph) that ONNX Runtime's CPU provider cannot run.
+# Ops ONNX Runtime resolves while loading the graph, without a kernel: a
+# ``Constant`` becomes an initializer. Nearly every PyTorch and Paddle export has them.
+_RESOLVED_AT_LOAD = frozenset({("", "Constant")})
 
+
+def unsupported_onnxruntime_nodes(model: Any) -> list[UnsupportedNode]:
+    """Nodes of ``model`` (top-level graph) that ONNX Runtime's CPU provider may not place.
+
+    A guess from the kernel registrations, used only to name the culprits once
+    ONNX Runtime has refused the model (:func:`onnxruntime_load_error`): whether
+    a model runs is decided by creating a session on it, never by this list.
     A node runs when the CPU provider registers a kernel whose version range
-    holds the op's schema version at the model's opset, or when the op is an
-    ONNX function ONNX Runtime expands (or a model-local function).
+    holds the op's schema version at the model's opset, when the op is an
+    ONNX function ONNX Runtime expands (or a model-local function), or when
+    ONNX Runtime resolves it at load (``Constant``).
     """
     onnx = import_onnx()
     from jetson_rt.backends.onnxruntime import import_onnxruntime
@@ -107,7 +116,7 @@ def unsupported_onnxruntime_nodes(model: Any) -> list[UnsupportedNode]:
         domain = _domain(node.domain)
         key = (domain, node.op_type)
         opset = opsets.get(domain)
-        if key in local_functions:
+        if key in local_functions or key in _RESOLVED_AT_LOAD:
             continue
         if opset is None:
             unsupported.append(
@@ -153,9 +162,19 @@ def unsupported_onnxruntime_nodes(model: Any) -> list[UnsupportedNode]:
     return unsupported
 
 
-def refuse_unsupported_onnxruntime_nodes(model: Any, path: Path) -> None:
-    unsupported = unsupported_onnxruntime_nodes(model)
-    if unsupported:
-        listed = "; ".join(node.describe() for node in unsupported[:10])
-        more = f" (and {len(unsupported) - 10} more)" if len(unsupported) > 10 else ""
-        raise ModelError(f"{path.name} has ops ONNX Runtime cannot run: {listed}{more}")
+def onnxruntime_load_error(model: Any, path: Path, error: BaseException) -> ModelError:
+    """The error for a model ONNX Runtime refused to load: its own reason, and the ops.
+
+    ONNX Runtime's message is the verdict; the nodes named are those of
+    :func:`unsupported_onnxruntime_nodes` that its message mentions, so a
+    refusal for another reason (a bad shape, a broken file) lists no op.
+    """
+    reason = _first_line(error)
+    suspects = unsupported_onnxruntime_nodes(model) if model is not None else []
+    named = [node for node in suspects if node.op_type in reason]
+    message = f"ONNX Runtime cannot load {path.name}: {reason}"
+    if named:
+        listed = "; ".join(node.describe() for node in named[:10])
+        more = f" (and {len(named) - 10} more)" if len(named) > 10 else ""
+        message += f". Ops it could not place: {listed}{more}"
+    return ModelError(message)

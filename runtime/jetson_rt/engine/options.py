@@ -12,25 +12,39 @@ from jetson_rt.errors import ConfigError
 Precision = Literal["fp32", "fp16", "int8", "best"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "best")
 BuildBackend = Literal["tensorrt", "onnxruntime"]
-OrtOptimization = Literal["disable", "basic", "extended", "all"]
+OrtOptimization = Literal["disable", "basic", "extended", "all", "portable"]
+# ``portable`` is ``extended``: every ONNX Runtime optimisation that does not
+# assume this CPU (``all`` adds NCHWc layout transforms for its vector width).
+ORT_OPTIMIZATIONS: tuple[OrtOptimization, ...] = ("disable", "basic", "extended", "all", "portable")
 
 Shapes = dict[str, tuple[int, ...]]
 
-_SHAPE_ITEM = re.compile(r"^(?P<name>[^:]+):(?P<dims>\d+(?:x\d+)*)$")
+# The name is everything before the last ``:``: TensorFlow exports name inputs
+# ``image:0``, and dimensions never hold a ``:``.
+_SHAPE_ITEM = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:x\d+)*)$")
 
 
 def parse_shapes(text: str, *, option: str = "--shapes") -> Shapes:
-    """``input:1x3x224x224,mask:1x224`` (trtexec's syntax) to a dict."""
+    """``input:1x3x224x224,mask:1x224`` (trtexec's syntax) to a dict.
+
+    Each item splits on its last ``:``, so ``image:0:1x3x224x224`` names ``image:0``.
+    """
     shapes: Shapes = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         match = _SHAPE_ITEM.match(item)
         if match is None:
             raise ConfigError(
-                f"{option} item {item!r} is not NAME:DxDx...; example: input:1x3x224x224"
+                f"{option} item {item!r} is not NAME:DxDx...; example: input:1x3x224x224 "
+                "(a name with ':' is fine, the last ':' starts the dimensions)"
             )
         dims = tuple(int(dim) for dim in match["dims"].split("x"))
         if any(dim <= 0 for dim in dims):
-            raise ConfigError(f"{option} item {item!r} has a dimension of 0")
+            hint = (
+                f" (if {item!r} is the input's name, add its shape: {item}:1x3x224x224)"
+                if len(dims) == 1
+                else ""
+            )
+            raise ConfigError(f"{option} item {item!r} has a dimension of 0{hint}")
         shapes[match["name"]] = dims
     return shapes
 
@@ -65,6 +79,16 @@ class BuildOptions:
         suffix = ".engine" if backend == "tensorrt" else ".ort.onnx"
         return model.with_name(model.stem + suffix)
 
+    @property
+    def ort_graph_level(self) -> Literal["disable", "basic", "extended", "all"]:
+        """ONNX Runtime's level for :attr:`ort_optimization` (``portable`` is ``extended``)."""
+        return "extended" if self.ort_optimization == "portable" else self.ort_optimization
+
+    @property
+    def ort_cpu_specific(self) -> bool:
+        """Whether the optimised model assumes the build host's CPU (level ``all``)."""
+        return self.backend == "onnxruntime" and self.ort_optimization == "all"
+
     def validate(self) -> None:
         """Refuse combinations that cannot build, saying what to change."""
         if self.model.suffix.lower() != ".onnx":
@@ -83,6 +107,11 @@ class BuildOptions:
             )
         if self.calib_batch_size <= 0:
             raise ConfigError("--calib-batch-size must be positive")
+        if self.ort_optimization not in ORT_OPTIMIZATIONS:
+            raise ConfigError(
+                f"--ort-optimization must be one of {', '.join(ORT_OPTIMIZATIONS)}, "
+                f"not {self.ort_optimization!r}"
+            )
         self._validate_shapes()
         if self.backend == "onnxruntime":
             self._validate_onnxruntime()

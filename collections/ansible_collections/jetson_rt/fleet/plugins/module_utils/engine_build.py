@@ -33,7 +33,7 @@ try:
     if not o.model.is_file():
         reasons = [f"{o.model} does not exist yet"]
     else:
-        facts = b.platform_fields(o.backend)
+        facts = b.platform_fields(o.backend, "/", o)
         reasons = rebuild_reasons(
             o.output,
             backend=o.backend,
