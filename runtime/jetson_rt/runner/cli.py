@@ -86,7 +86,8 @@ def validated_config(
 
     The schema (:func:`~jetson_rt.runner.config.load_config`), then, unless
     ``files`` is false, the files it names (models, their manifests and source
-    models, input folders) and this host (DLA cores, camera support).
+    models, input folders) and this host (DLA cores, camera support); a
+    SCHED_FIFO loop on a host with RT throttling on is warned about, not refused.
     """
     from jetson_rt.log import logger
     from jetson_rt.runner.config import check_files, load_config, problem_list
@@ -101,6 +102,11 @@ def validated_config(
     for name, model in config.models.items():
         if not model.verify:
             logger.warning("models.%s.verify is false: %s is not checked", name, model.path)
+    from jetson_rt.runner.throttle import throttling_warning
+
+    throttling = throttling_warning(config.rt.priority)
+    if throttling:
+        logger.warning("%s", throttling)
     return config
 
 

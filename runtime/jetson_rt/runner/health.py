@@ -132,6 +132,9 @@ class HealthMonitor:
                 f"swap is active ({', '.join(snap.swap_devices)}, "
                 f"{snap.swap_used_mb or 0:.0f} MB used): disable zram and swapoff -a"
             )
+        from jetson_rt.runner.throttle import health_warnings
+
+        found.update(health_warnings(self.root))
         self._update_thermal(snap)
         snap.thermal_throttled = self._throttled
         snap.warnings = sorted(found.values())
