@@ -10,6 +10,8 @@ APT_PACKAGES=(
   openssh-client git rsync                                              # Ansible's transport
   python3 python3-venv python3-dev build-essential                      # the controller venv
   chromium rt-tests                                                     # report screenshots, cyclictest samples
+  python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0   # the runner's
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools        # video input
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,5 +43,15 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/pip install -q --no-deps 'tensorrt-stubs>=10.0,<11'
   rm -f .venv/.jetson-rt-*
   touch "$stamp"
+fi
+# GStreamer's Python bindings (PyGObject) come from Debian, as JetPack ships them on
+# the targets: the venv sees Debian's `gi` package alone (not the rest of
+# /usr/lib/python3/dist-packages) through a .pth file naming a folder that links it.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+mkdir -p .venv/system-gi
+ln -sfn /usr/lib/python3/dist-packages/gi .venv/system-gi/gi
+echo "$PWD/.venv/system-gi" >"$site/jetson-rt-system-gi.pth"
+if ! .venv/bin/python -c 'import gi' 2>/dev/null; then
+  echo "setup.sh: Debian's python3-gi does not load in the venv's Python; GStreamer input tests will fail" >&2
 fi
 echo "setup.sh: ready ($(.venv/bin/ansible --version | head -1), $(podman --version))"

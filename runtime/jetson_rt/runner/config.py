@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 from jetson_rt.errors import ConfigError
+from jetson_rt.runner.dataconfig import PublishConfig, VideoSettings, parse_publish, parse_video
 from jetson_rt.yamlload import load_yaml
 
 SCHEMA_VERSION = 1
@@ -64,6 +65,7 @@ class InputConfig:
     max_age_ms: float = 33.0
     seed: int = 0
     capacity: int = 4
+    video: VideoSettings = field(default_factory=VideoSettings)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class RunnerConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     source: Path | None = None
 
 
@@ -551,6 +554,7 @@ def _input(node: object, where: str, errors: _Errors, base: Path | None) -> Inpu
         max_age_ms=section.float_("max_age_ms", 33.0, 0.0, 60_000.0, lo_open=True),
         seed=section.int_("seed", 0, 0, 2**32 - 1),
         capacity=section.int_("capacity", 4, 1, 64),
+        video=parse_video(section, errors),
     )
     section.done()
     if source == "npy" and config.path is None:
@@ -789,6 +793,7 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
     health = _health(top.raw("health"), errors)
     stats = _stats(top.raw("stats"), errors, base)
     prometheus = _prometheus(top.raw("prometheus"), errors)
+    publish = parse_publish(_Section(top.raw("publish"), "publish", errors), errors)
     top.done()
     for index, task in enumerate(tasks):
         if task.deadline_ms >= watchdog.timeout_ms:
@@ -824,6 +829,7 @@ def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
         health=health,
         stats=stats,
         prometheus=prometheus,
+        publish=publish,
         source=source,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from jetson_rt import platform
 from jetson_rt.runner.config import RunnerConfig
-from jetson_rt.runner.sources import camera_available
+from jetson_rt.runner.sources import source_available
 
 
 def host_problems(
@@ -43,13 +43,9 @@ def host_problems(
                         f"models.{model.name}.options.dla_core: {core}, but this host has "
                         f"{cores} DLA core(s) (0-{cores - 1})"
                     )
-    cameras = [
-        f"tasks[{index}].input.source"
-        for index, task in enumerate(config.tasks)
-        if task.input.source in ("v4l2", "gstreamer") and task.name not in supplied_sources
-    ]
-    if cameras:
-        available, why = camera_available()
-        if not available:
-            problems.extend(f"{where}: {why}" for where in cameras)
+    for index, task in enumerate(config.tasks):
+        if task.input.source in ("v4l2", "gstreamer") and task.name not in supplied_sources:
+            available, why = source_available(task.input.source)
+            if not available:
+                problems.append(f"tasks[{index}].input.source: {why}")
     return problems

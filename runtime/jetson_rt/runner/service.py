@@ -463,12 +463,25 @@ class Runner:
                 "fallbacks": self.watchdog_fallbacks,
                 "systemd": self.notifier.watchdog_interval_ns > 0,
             },
-            "health": self.health.latest.to_dict(),
+            "health": {**self.health.latest.to_dict(), "inputs": self._input_health()},
             "metrics": self.metrics.describe(),
             "events_lost": self.events.lost,
             **budget,
             "tasks": {task.name: task_snapshot(task, now_ns) for task in self.tasks},
         }
+
+    def _input_health(self) -> dict[str, object]:
+        """State of every live source (a failing camera shows here and in its task)."""
+        found: dict[str, object] = {}
+        for task in self.tasks:
+            state = getattr(task.source, "state", None)
+            if state is not None:
+                found[task.name] = {
+                    "state": state,
+                    "healthy": bool(getattr(task.source, "healthy", True)),
+                    "last_error": getattr(task.source, "last_error", "") or None,
+                }
+        return found
 
     def write_stats(self, final: bool = False) -> None:
         if self.stats_path is None:

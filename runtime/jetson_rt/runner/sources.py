@@ -3,16 +3,19 @@
 A source writes the next input into the active tier's preallocated host arrays
 (:meth:`InputSource.fill`); nothing is allocated per inference. Live frames
 (camera, or frames an embedding program pushes) arrive on a producer thread
-into a :class:`FrameRing` of preallocated slots, and the loop takes one per
-iteration under the guide's buffering policies (section 15.3):
+into the lock-free :class:`~jetson_rt.runner.handoff.FrameSlots` hand-off, and
+the loop takes one per iteration, without ever waiting for the producer, under
+the guide's buffering policies (section 15.3):
 
 - ``latest``: drop everything but the newest frame;
 - ``skip_n``: keep every N-th frame (camera fps / inference fps), oldest first;
 - ``deadline``: drop frames older than ``max_age_ms``, take the oldest fresh one.
 
 A frame of the wrong shape or dtype is refused, counted in the stats, and the
-loop goes on with the next one. Camera sources need OpenCV; without it they
-fail at startup with a :class:`~jetson_rt.errors.PlatformError` that says so.
+loop goes on with the next one. Video comes through GStreamer
+(:mod:`jetson_rt.runner.gst`, PyGObject); the ``v4l2`` source reads a camera
+through OpenCV, which is optional. Without their libraries both fail at startup
+with a :class:`~jetson_rt.errors.PlatformError` that says so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import numpy.typing as npt
 from jetson_rt.backends.base import TensorSpec
 from jetson_rt.errors import ConfigError, PlatformError
 from jetson_rt.log import logger
-from jetson_rt.runner.config import FramePolicy, InputConfig
+from jetson_rt.runner.config import InputConfig
+from jetson_rt.runner.handoff import FrameSlots, matches
 
 Array = npt.NDArray[np.generic]
 
@@ -42,8 +46,11 @@ class InputSource(Protocol):
     """What the loop asks of an input: fill the host arrays, count what was refused."""
 
     kind: str
-    # Capture time (perf_counter_ns clock) of the frame last filled; 0 if not a live source.
+    # Capture time (CLOCK_MONOTONIC, the perf_counter_ns clock) of the frame last filled;
+    # 0 if not a live source.
     frame_time_ns: int
+    # The source's number of the frame last filled (a camera's sequence number).
+    frame_id: int
 
     @property
     def rejected(self) -> int:
@@ -66,10 +73,6 @@ class InputSource(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-def matches(frame: Array, spec: TensorSpec) -> bool:
-    return bool(frame.shape == spec.shape and frame.dtype == spec.dtype)
-
-
 def synthetic_array(spec: TensorSpec, rng: np.random.Generator) -> Array:
     """Random data of the spec's dtype: N(0, 1) for floats, the full range for integers."""
     if np.issubdtype(spec.dtype, np.floating):
@@ -90,6 +93,7 @@ class SyntheticSource:
         self.rejected = 0
         self.dropped = 0
         self.frame_time_ns = 0
+        self.frame_id = -1
 
     def start(self) -> None:
         pass
@@ -103,6 +107,7 @@ class SyntheticSource:
             np.copyto(array, synthetic_array(spec, rng))
 
     def fill(self, arrays: Sequence[Array], now_ns: int) -> int:
+        self.frame_id += 1
         return FILLED
 
     def describe(self) -> dict[str, object]:
@@ -125,6 +130,7 @@ class NpyFolderSource:
         self.rejected = 0
         self.dropped = 0
         self.frame_time_ns = 0
+        self.frame_id = -1
         self._files: list[tuple[Path, Array]] = []
         self._frames: list[Array] = []
         self._next = 0
@@ -183,6 +189,7 @@ class NpyFolderSource:
     def fill(self, arrays: Sequence[Array], now_ns: int) -> int:
         frames = self._frames
         np.copyto(arrays[0], frames[self._next])
+        self.frame_id += 1
         self._next = (self._next + 1) % len(frames)
         return FILLED
 
@@ -190,89 +197,20 @@ class NpyFolderSource:
         return {"kind": self.kind, "folder": str(self.folder), "frames": len(self._frames)}
 
 
-class FrameRing:
-    """Preallocated frame slots between a producer thread and the loop.
-
-    ``push`` (producer) validates and copies a frame into the next slot; when the
-    ring is full the oldest frame is dropped. ``take`` (loop) picks one frame
-    under the policy and copies it into the model's input array.
-    """
-
-    def __init__(
-        self,
-        spec: TensorSpec,
-        capacity: int,
-        policy: FramePolicy,
-        skip: int = 2,
-        max_age_ms: float = 33.0,
-    ) -> None:
-        self.spec = spec
-        self.capacity = capacity
-        self.policy = policy
-        self.skip = skip
-        self.max_age_ns = int(max_age_ms * 1e6)
-        self._slots = [np.empty(spec.shape, dtype=spec.dtype) for _ in range(capacity)]
-        self._stamps = [0] * capacity
-        self._head = 0  # frames written
-        self._tail = 0  # frames consumed or dropped
-        self._lock = threading.Lock()
-        self.pushed = 0
-        self.rejected = 0
-        self.dropped = 0
-        self.skipped = 0
-
-    def push(self, frame: Array, stamp_ns: int | None = None) -> bool:
-        """Offer one frame; False (and counted) if its shape or dtype is wrong."""
-        if not matches(frame, self.spec):
-            self.rejected += 1
-            return False
-        self.pushed += 1
-        if self.policy == "skip_n" and (self.pushed - 1) % self.skip:
-            self.skipped += 1
-            return True
-        stamp = time.perf_counter_ns() if stamp_ns is None else stamp_ns
-        with self._lock:
-            if self._head - self._tail == self.capacity:
-                self._tail += 1
-                self.dropped += 1
-            slot = self._head % self.capacity
-            np.copyto(self._slots[slot], frame)
-            self._stamps[slot] = stamp
-            self._head += 1
-        return True
-
-    def take(self, out: Array, now_ns: int) -> int:
-        """Copy the chosen frame into ``out``; its capture time, or 0 if none is ready."""
-        with self._lock:
-            available = self._head - self._tail
-            if available == 0:
-                return 0
-            if self.policy == "latest":
-                self.dropped += available - 1
-                self._tail = self._head - 1
-            elif self.policy == "deadline":
-                while self._tail < self._head:
-                    if now_ns - self._stamps[self._tail % self.capacity] <= self.max_age_ns:
-                        break
-                    self._tail += 1
-                    self.dropped += 1
-                if self._tail == self._head:
-                    return 0
-            slot = self._tail % self.capacity
-            np.copyto(out, self._slots[slot])
-            self._tail += 1
-            return self._stamps[slot]
+# The lock-free hand-off that replaced the locked ring (same policies and counters).
+FrameRing = FrameSlots
 
 
 class FrameSource:
-    """Frames pushed by a producer (camera thread, embedding program, test) into a ring."""
+    """Frames pushed by a producer (capture thread, embedding program, test) into slots."""
 
     kind = "frames"
 
     def __init__(self, config: InputConfig) -> None:
         self.config = config
-        self.ring: FrameRing | None = None
+        self.ring: FrameSlots | None = None
         self.frame_time_ns = 0
+        self.frame_id = -1
         self._ready = threading.Event()
 
     @property
@@ -282,6 +220,10 @@ class FrameSource:
     @property
     def dropped(self) -> int:
         return self.ring.dropped if self.ring is not None else 0
+
+    @property
+    def healthy(self) -> bool:
+        return True
 
     def start(self) -> None:
         pass
@@ -293,7 +235,7 @@ class FrameSource:
         SyntheticSource(self.config.seed).prime(specs, arrays)
         spec = specs[0]
         if self.ring is None:
-            self.ring = FrameRing(
+            self.ring = FrameSlots(
                 spec,
                 self.config.capacity,
                 self.config.policy,
@@ -301,22 +243,22 @@ class FrameSource:
                 self.config.max_age_ms,
             )
             self._ready.set()
-        elif not matches(self.ring._slots[0], spec):
+        elif (spec.shape, spec.dtype) != (self.ring.spec.shape, self.ring.spec.dtype):
             raise ConfigError(
                 f"every tier fed by a {self.kind} source needs the same first input; "
                 f"{spec.name} is {spec.shape} {spec.dtype}"
             )
 
-    def wait_ready(self, timeout: float | None = None) -> FrameRing:
-        """The ring, once the runner has primed the tiers (for producers)."""
+    def wait_ready(self, timeout: float | None = None) -> FrameSlots:
+        """The slots, once the runner has primed the tiers (for producers)."""
         if not self._ready.wait(timeout) or self.ring is None:
-            raise PlatformError("the frame ring was not set up in time")
+            raise PlatformError("the frame hand-off was not set up in time")
         return self.ring
 
-    def push(self, frame: Array, stamp_ns: int | None = None) -> bool:
+    def push(self, frame: Array, stamp_ns: int | None = None, frame_id: int = -1) -> bool:
         if self.ring is None:
             raise PlatformError("frames can be pushed only after the runner primed its tiers")
-        return self.ring.push(frame, stamp_ns)
+        return self.ring.push(frame, stamp_ns, frame_id)
 
     def fill(self, arrays: Sequence[Array], now_ns: int) -> int:
         ring = self.ring
@@ -326,13 +268,14 @@ class FrameSource:
         if stamp == 0:
             return NO_INPUT
         self.frame_time_ns = stamp
+        self.frame_id = ring.frame_id
         return FILLED
 
     def describe(self) -> dict[str, object]:
         ring = self.ring
         info: dict[str, object] = {"kind": self.kind, "policy": self.config.policy}
         if ring is not None:
-            info.update(pushed=ring.pushed, skipped=ring.skipped)
+            info.update(pushed=ring.pushed, skipped=ring.skipped, taken=ring.taken)
         return info
 
 
@@ -433,7 +376,22 @@ class CameraSource(FrameSource):
             ring.push(converted, stamp)
 
 
+def source_available(kind: str) -> tuple[bool, str]:
+    """Whether input source ``kind`` can work here, and why not."""
+    if kind == "gstreamer":
+        from jetson_rt.runner.gst import gstreamer_available
+
+        return gstreamer_available()
+    if kind == "v4l2":
+        return camera_available()
+    return True, ""
+
+
 def create_source(config: InputConfig) -> InputSource:
+    if config.source == "gstreamer":
+        from jetson_rt.runner.gst import GstSource
+
+        return GstSource(config)
     if config.source == "synthetic":
         return SyntheticSource(config.seed)
     if config.source == "npy":
