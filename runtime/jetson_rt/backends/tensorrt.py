@@ -1,14 +1,25 @@
-"""TensorRT 10 on the GPU (or a DLA core), driven without allocation in the loop.
+"""TensorRT (8.6, 10.x) on the GPU or a DLA core, driven without allocation in the loop.
 
 :meth:`TensorRTBackend.activate` does all the work once: checks the engine
 against its manifest, deserialises it from an mmap of the file, creates the
-execution context with user-managed device memory sized by
-``device_memory_size_v2``, fixes the input shapes, allocates a pinned host
-buffer and a device buffer per I/O tensor, binds every address with
-``set_tensor_address``, and captures ``execute_async_v3`` into a CUDA graph
-(falling back to plain enqueueing when capture fails). The hot path then only
-queues copies, replays the graph and records timing events on one
-non-blocking stream at the highest priority.
+execution context with caller-provided device memory (10.x:
+``USER_MANAGED`` and ``device_memory_size_v2``/``set_device_memory`` from
+10.1; 8.6: ``create_execution_context_without_device_memory`` and the
+``device_memory`` property, per :data:`jetson_rt.engine.trt_build.TRT_LINES`),
+fixes the input shapes, allocates a pinned host buffer and a device buffer per
+I/O tensor, binds every address with ``set_tensor_address``, and captures
+``execute_async_v3`` into a CUDA graph (falling back to plain enqueueing when
+capture fails). The hot path then only queues copies, replays the graph and
+records timing events on one non-blocking stream at the highest priority.
+
+I/O by location and format (as Polygraphy's runner.py): a tensor TensorRT
+keeps in host memory (``get_tensor_location`` HOST, shape tensors with
+``is_shape_inference_io``) is bound to its pinned host buffer and never
+copied; a shape-tensor input's values are fixed at activation
+(``shape_values``), since they decide every other shape. Vectorised formats
+(CHW4, CHW32, HWC8, DLA formats...) and types numpy lacks (BF16, FP8, INT4,
+FP4) are refused with a message: the runner hands plain numpy arrays to the
+application.
 """
 
 from __future__ import annotations
@@ -32,7 +43,13 @@ from jetson_rt.cuda import (
     copy_host_to_device_async,
     require_device,
 )
-from jetson_rt.engine.trt_build import dims_tuple, require_tensorrt
+from jetson_rt.engine.trt_build import (
+    TrtLine,
+    dims_tuple,
+    numpy_dtype,
+    require_tensorrt,
+    tensorrt_api,
+)
 from jetson_rt.errors import ConfigError, EngineError, PlatformError
 from jetson_rt.log import logger
 
@@ -53,6 +70,7 @@ class TensorRTBackend(BackendLifecycle):
         use_cuda_graph: capture the enqueue into a CUDA graph (default True).
         verify: check the engine against its manifest first (default True).
         device: CUDA device index (default 0).
+        shape_values: values of shape-tensor inputs (fixed for the backend's life).
     """
 
     name: BackendName = "tensorrt"
@@ -67,6 +85,7 @@ class TensorRTBackend(BackendLifecycle):
         use_cuda_graph: bool = True,
         verify: bool = True,
         device: int = 0,
+        shape_values: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         if batch is not None and batch <= 0:
@@ -80,7 +99,10 @@ class TensorRTBackend(BackendLifecycle):
         self.use_cuda_graph = use_cuda_graph
         self.verify = verify
         self.device = device
+        self.shape_values = {name: tuple(v) for name, v in (shape_values or {}).items()}
         self.manifest: Manifest | None = None
+        self._api: TrtLine | None = None
+        self._host_resident: set[str] = set()
         self._trt_logger: trt.Logger | None = None
         self._runtime: trt.Runtime | None = None
         self._engine: trt.ICudaEngine | None = None
@@ -102,6 +124,7 @@ class TensorRTBackend(BackendLifecycle):
         require_tensorrt()
         import tensorrt as trt
 
+        self._api = tensorrt_api(trt.__version__)
         self._check_manifest(trt.__version__)
         require_device(self.device)
         self._trt_logger = trt.Logger(trt.Logger.WARNING)
@@ -110,9 +133,12 @@ class TensorRTBackend(BackendLifecycle):
         engine = self._engine = self._deserialize(self._runtime)
         self._stream = Stream()
         self._stream_address = self._stream.address
-        self._context = engine.create_execution_context(
-            trt.ExecutionContextAllocationStrategy.USER_MANAGED
-        )
+        if self._api.allocation_strategy:
+            self._context = engine.create_execution_context(
+                trt.ExecutionContextAllocationStrategy.USER_MANAGED
+            )
+        else:  # 8.6
+            self._context = engine.create_execution_context_without_device_memory()
         if self._context is None:
             raise EngineError(
                 f"TensorRT could not create an execution context for {self.model_path}"
@@ -230,46 +256,124 @@ class TensorRTBackend(BackendLifecycle):
                 f"input_shapes names {unknown}; the engine's inputs are {sorted(input_names)}"
             )
         inputs: list[TensorSpec] = []
-        outputs: list[TensorSpec] = []
+        self._shape_inputs: list[TensorSpec] = []
+        for name in names:
+            self._check_io(engine, name)
+        unknown_values = sorted(
+            set(self.shape_values) - {n for n in input_names if engine.is_shape_inference_io(n)}
+        )
+        if unknown_values:
+            raise ConfigError(
+                f"shape_values names {unknown_values}, which are not shape-tensor inputs"
+            )
         for name in input_names:
             declared = dims_tuple(engine.get_tensor_shape(name))
+            if engine.is_shape_inference_io(name):
+                self._shape_inputs.append(self._shape_input(engine, name, declared))
+                continue
             profile: list[tuple[int, ...]] = []
             if any(dim < 0 for dim in declared):
                 profile = [dims_tuple(s) for s in engine.get_tensor_profile_shape(name, 0)]
             shape = self._resolve_input_shape(name, declared, profile)
             if not context.set_input_shape(name, shape):
                 raise ConfigError(f"TensorRT refused shape {list(shape)} for input {name!r}")
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            dtype = np.dtype(numpy_dtype(engine.get_tensor_dtype(name), name))
             inputs.append(TensorSpec(name=name, shape=shape, dtype=dtype))
+            if engine.get_tensor_location(name) == trt.TensorLocation.HOST:
+                self._host_resident.add(name)
+        self._bind_shape_tensors(context)
         missing = context.infer_shapes()
         if missing:
             raise ConfigError(f"TensorRT still needs shapes for {missing}")
-        for name in names:
-            if name in input_names:
-                continue
-            shape = dims_tuple(context.get_tensor_shape(name))
-            if any(dim < 0 for dim in shape):
-                raise EngineError(
-                    f"output {name!r} has a data-dependent shape {list(shape)}, which a "
-                    "preallocated runner cannot bind: export the model with a bounded output"
-                )
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            outputs.append(TensorSpec(name=name, shape=shape, dtype=dtype))
         self._inputs = tuple(inputs)
-        self._outputs = tuple(outputs)
+        self._outputs = tuple(
+            self._output_spec(engine, context, name) for name in names if name not in input_names
+        )
 
-    def _allocate_and_bind(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
-        # device_memory_size_v2 and set_device_memory arrived in TensorRT 10.1.
-        size = int(getattr(engine, "device_memory_size_v2", None) or engine.device_memory_size)
+    def _bind_shape_tensors(self, context: trt.IExecutionContext) -> None:
+        """Shape tensors live in host memory and are bound before ``infer_shapes``."""
+        for spec in self._shape_inputs:
+            pinned = PinnedBuffer(spec.shape, spec.dtype)
+            values = np.asarray(self.shape_values[spec.name], dtype=spec.dtype)
+            pinned.array[...] = values.reshape(spec.shape)
+            self._pinned[spec.name] = pinned
+            if not context.set_tensor_address(spec.name, pinned.ptr):
+                raise EngineError(f"TensorRT refused the host address of {spec.name!r}")
+
+    def _output_spec(
+        self, engine: trt.ICudaEngine, context: trt.IExecutionContext, name: str
+    ) -> TensorSpec:
+        import tensorrt as trt
+
+        shape = dims_tuple(context.get_tensor_shape(name))
+        if any(dim < 0 for dim in shape):
+            raise EngineError(
+                f"output {name!r} has a data-dependent shape {list(shape)}, which a "
+                "preallocated runner cannot bind: export the model with a bounded output"
+            )
+        dtype = np.dtype(numpy_dtype(engine.get_tensor_dtype(name), name))
+        if engine.get_tensor_location(name) == trt.TensorLocation.HOST:
+            self._host_resident.add(name)
+        return TensorSpec(name=name, shape=shape, dtype=dtype)
+
+    def _check_io(self, engine: trt.ICudaEngine, name: str) -> None:
+        """Refuse I/O a preallocated numpy binding cannot represent."""
+        import tensorrt as trt
+
+        numpy_dtype(engine.get_tensor_dtype(name), name)
+        fmt = engine.get_tensor_format(name)
+        if fmt != trt.TensorFormat.LINEAR:
+            raise EngineError(
+                f"tensor {name!r} of {self.model_path.name} has the vectorised format "
+                f"{engine.get_tensor_format_desc(name)}: the runner binds linear numpy arrays; "
+                "rebuild without I/O format constraints (linear I/O, the default)"
+            )
+
+    def _shape_input(
+        self, engine: trt.ICudaEngine, name: str, declared: tuple[int, ...]
+    ) -> TensorSpec:
+        dtype = np.dtype(numpy_dtype(engine.get_tensor_dtype(name), name))
+        if name not in self.shape_values:
+            raise ConfigError(
+                f"input {name!r} is a shape tensor (its values decide the other shapes): give "
+                f"them once with shape_values={{{name!r}: [...]}}; they are fixed while active"
+            )
+        values = self.shape_values[name]
+        shape = tuple(max(dim, 0) for dim in declared) or ()
+        if int(np.prod(shape)) != len(values):
+            raise ConfigError(
+                f"shape_values[{name!r}] has {len(values)} values; the tensor holds "
+                f"{int(np.prod(shape))} ({list(declared)})"
+            )
+        self._host_resident.add(name)
+        return TensorSpec(name=name, shape=shape, dtype=dtype)
+
+    def _bind_context_memory(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
+        api = self._api
+        assert api is not None  # set by _open
+        # device_memory_size_v2 and set_device_memory arrived in TensorRT 10.1
+        # (Polygraphy runner.py gates both on 10.1).
+        if api.device_memory_v2:
+            size = int(engine.device_memory_size_v2)
+        else:
+            size = int(engine.device_memory_size)
         self._context_memory = DeviceBuffer(size)
         if size:
-            if hasattr(context, "set_device_memory"):
+            if api.device_memory_v2:
                 context.set_device_memory(self._context_memory.ptr, size)
             else:
                 context.device_memory = self._context_memory.ptr
+
+    def _allocate_and_bind(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
+        self._bind_context_memory(engine, context)
         for spec in (*self._inputs, *self._outputs):
             pinned = PinnedBuffer(spec.shape, spec.dtype)
             self._pinned[spec.name] = pinned
+            if spec.name in self._host_resident:
+                # TensorRT reads/writes it in host memory: bind the pinned buffer.
+                if not context.set_tensor_address(spec.name, pinned.ptr):
+                    raise EngineError(f"TensorRT refused the host address of {spec.name!r}")
+                continue
             # A zero-sized tensor still needs a valid, distinct address.
             device = DeviceBuffer(max(spec.nbytes, 1))
             self._device_buffers[spec.name] = device
@@ -277,10 +381,12 @@ class TensorRTBackend(BackendLifecycle):
                 raise EngineError(f"TensorRT refused the address bound to {spec.name!r}")
         for spec in self._inputs:
             self._host_inputs[spec.name] = self._pinned[spec.name].array
-            self._h2d.append((self._device_buffers[spec.name], self._pinned[spec.name]))
+            if spec.name not in self._host_resident:
+                self._h2d.append((self._device_buffers[spec.name], self._pinned[spec.name]))
         for spec in self._outputs:
             self._host_outputs[spec.name] = self._pinned[spec.name].array
-            self._d2h.append((self._pinned[spec.name], self._device_buffers[spec.name]))
+            if spec.name not in self._host_resident:
+                self._d2h.append((self._pinned[spec.name], self._device_buffers[spec.name]))
 
     def _enqueue(self) -> None:
         context = self._context

@@ -69,6 +69,11 @@ def calibration_fingerprint(options: BuildOptions) -> str | None:
         for sample in npy_samples(options.calib_dir):
             digest.update(sample.name.encode() + b"\0" + sha256_file(sample).encode())
         return f"samples:{digest.hexdigest()}"
+    if options.calib_cache is None and options.backend == "tensorrt":
+        from jetson_rt.engine.quantize import model_is_quantized
+
+        if model_is_quantized(options.model):
+            return "qdq"  # explicit INT8: the scales are in the model, hashed already
     if options.calib_cache is None or not options.calib_cache.is_file():
         raise ConfigError(
             f"calibration cache {options.calib_cache} does not exist: give --calib-dir with "

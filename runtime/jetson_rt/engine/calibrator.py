@@ -1,30 +1,68 @@
-"""INT8 entropy calibration (``IInt8EntropyCalibrator2``) from a folder of ``.npy`` samples.
+"""Implicit INT8 entropy calibration (``IInt8EntropyCalibrator2``) from ``.npy`` samples.
 
 Import this module only after :func:`jetson_rt.engine.trt_build.require_tensorrt`:
-its class derives from a TensorRT class.
+its class derives from a TensorRT class. Implicit calibration is deprecated
+from TensorRT 10.1 on (explicit Q/DQ quantization, ``jetson-rt quantize``,
+supersedes it); the builder uses it only for models without Q/DQ layers.
 
 Each ``.npy`` file holds one preprocessed input, shaped as the model's input
-without the batch axis or with a batch of 1; ``batch_size`` consecutive files
-(sorted by name) make one calibration batch, and a trailing partial batch is
-dropped. An existing cache file is handed to TensorRT first, which then skips
-calibration: rebuilding with other flags reuses the scales.
+without the batch axis or with a batch of 1. A calibration batch has the shape
+TensorRT calibrates at (the calibration profile's OPT shape, else the declared
+shape; see :func:`jetson_rt.engine.trt_build._calibration_inputs`): its first
+axis is the number of consecutive files (sorted by name) in it, and a trailing
+partial batch is dropped. An existing cache file is handed to TensorRT first,
+which then skips calibration: rebuilding with other flags reuses the scales.
+
+TensorRT's Python wrapper catches every exception a callback raises and only
+prints it (python/src/infer/pyInt8.cpp: ``catch (std::exception const& e)``
+then ``std::cerr``), so each callback here keeps the first error in
+:attr:`NpyEntropyCalibrator.error`, tells TensorRT to stop, and the builder
+re-raises it after ``build_serialized_network`` returns.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import tensorrt as trt
 
 from jetson_rt.atomic import atomic_write_bytes
 from jetson_rt.cuda import DeviceBuffer, PinnedBuffer, Stream, copy_host_to_device_async
-from jetson_rt.errors import ConfigError, EngineError
+from jetson_rt.errors import ConfigError, EngineError, JetsonRtError
 from jetson_rt.log import logger
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
+
+_R = TypeVar("_R")
+
+
+def _kept(stop: Any) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
+    """Run a callback; on an exception keep it, return ``stop`` to TensorRT."""
+
+    def decorate(method: Callable[..., _R]) -> Callable[..., _R]:
+        @functools.wraps(method)
+        def wrapper(self: NpyEntropyCalibrator, *args: Any) -> _R:
+            if self.error is not None:
+                return stop  # type: ignore[no-any-return]
+            try:
+                return method(self, *args)
+            except JetsonRtError as exc:
+                self.error = exc
+            except Exception as exc:  # anything else TensorRT would print and drop
+                self.error = EngineError(
+                    f"INT8 calibration failed in {method.__name__}: {type(exc).__name__}: {exc}"
+                )
+                self.error.__cause__ = exc
+            return stop  # type: ignore[no-any-return]
+
+        return wrapper
+
+    return decorate
 
 
 class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -36,7 +74,6 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
         samples: list[Path],
         cache: Path | None,
         inputs: dict[str, tuple[tuple[int, ...], Any]],
-        batch_size: int,
     ) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         if len(inputs) != 1:
@@ -46,21 +83,23 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
                 "export and reuse the cache with --calib-cache"
             )
         ((self.input_name, (shape, dtype)),) = inputs.items()
-        self.batch_shape = (batch_size, *shape[1:])
+        self.batch_shape = tuple(shape)
+        self.batch_size = int(shape[0])
         self.sample_shape = tuple(shape[1:])
         self.dtype = np.dtype(dtype)
         self.samples = samples
         self.cache = cache
-        self.batch_size = batch_size
         self._next = 0
-        self.error: ConfigError | None = None
+        self.batches = 0
+        self.error: JetsonRtError | None = None
         self._stream: Stream | None = None
         self._host: PinnedBuffer | None = None
         self._device: DeviceBuffer | None = None
-        if samples and len(samples) < batch_size:
+        if samples and len(samples) < self.batch_size:
             raise ConfigError(
-                f"{len(samples)} calibration samples do not fill one batch of {batch_size}: "
-                "add samples or lower --calib-batch-size"
+                f"{len(samples)} calibration samples do not fill one batch of "
+                f"{self.batch_size} (TensorRT calibrates {self.input_name!r} at "
+                f"{list(self.batch_shape)}): add samples or lower the batch axis of the shapes"
             )
 
     def _buffers(self) -> tuple[Stream, PinnedBuffer, DeviceBuffer]:
@@ -70,27 +109,31 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
             self._device = DeviceBuffer(self._host.nbytes)
         return self._stream, self._host, self._device
 
+    # Deprecated with implicit batch (NvInfer.h: "Implicit batch support is
+    # removed in TensorRT 10.0"); explicit-batch networks take the batch from
+    # the input shape, and TensorRT still calls it: 1 is what Polygraphy's
+    # calibrator returns for explicit batch.
+    @_kept(stop=1)
     def get_batch_size(self) -> int:
-        return self.batch_size
+        return 1
 
     # TensorRT ends calibration when get_batch returns None.
+    @_kept(stop=None)
     def get_batch(self, names: list[str]) -> list[int] | None:
-        if self.error is not None or self._next + self.batch_size > len(self.samples):
+        if self._next + self.batch_size > len(self.samples):
             return None
+        if names and self.input_name not in names:
+            raise EngineError(
+                f"TensorRT asks calibration data for {names}, not for {self.input_name!r}"
+            )
         stream, host, device = self._buffers()
-        try:
-            for slot in range(self.batch_size):
-                path = self.samples[self._next + slot]
-                host.array[slot] = self._load(path)
-        except ConfigError as exc:
-            # An exception raised into TensorRT becomes a generic build failure;
-            # keep ours and end calibration, the builder re-raises it.
-            self.error = exc
-            return None
+        for slot in range(self.batch_size):
+            host.array[slot] = self._load(self.samples[self._next + slot])
         self._next += self.batch_size
         copy_host_to_device_async(device, host, stream)
         stream.synchronize()
-        logger.debug("calibration batch %d", self._next // self.batch_size)
+        self.batches += 1
+        logger.debug("calibration batch %d", self.batches)
         return [device.ptr]
 
     def _load(self, path: Path) -> Any:
@@ -107,16 +150,21 @@ class NpyEntropyCalibrator(trt.IInt8EntropyCalibrator2):
             )
         return sample.astype(self.dtype, copy=False)
 
+    @_kept(stop=None)
     def read_calibration_cache(self) -> bytes | None:
         if self.cache is not None and self.cache.is_file() and self.cache.stat().st_size:
             logger.info("reusing calibration cache %s", self.cache)
             return self.cache.read_bytes()
         if not self.samples:
-            raise EngineError("no calibration cache and no samples: give --calib-dir")
+            raise EngineError(
+                f"calibration cache {self.cache} is missing or empty and there are no "
+                "samples: give --calib-dir"
+            )
         return None
 
+    @_kept(stop=None)
     def write_calibration_cache(self, cache: Buffer) -> None:
-        if self.cache is not None and self.error is None:
+        if self.cache is not None:
             atomic_write_bytes(self.cache, memoryview(cache))
             logger.info("wrote calibration cache %s", self.cache)
 
@@ -132,6 +180,5 @@ def make_calibrator(
     samples: list[Path],
     cache: Path | None,
     inputs: dict[str, tuple[tuple[int, ...], Any]],
-    batch_size: int,
 ) -> NpyEntropyCalibrator:
-    return NpyEntropyCalibrator(samples=samples, cache=cache, inputs=inputs, batch_size=batch_size)
+    return NpyEntropyCalibrator(samples=samples, cache=cache, inputs=inputs)

@@ -173,6 +173,7 @@ class BuildOptions:
             self.precision in ("int8", "best")
             and self.calib_dir is None
             and self.calib_cache is None
+            and not _is_qdq(self.model)
         ):
             raise ConfigError(
                 f"--precision {self.precision} calibrates INT8 scales: give --calib-dir with "
@@ -207,3 +208,10 @@ class BuildOptions:
             }
         )
         return flags
+
+
+def _is_qdq(model: Path) -> bool:
+    """A Q/DQ model carries its INT8 scales: it needs no calibration data."""
+    from jetson_rt.engine.quantize import model_is_quantized
+
+    return model.is_file() and model_is_quantized(model)

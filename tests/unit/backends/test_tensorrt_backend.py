@@ -296,3 +296,67 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         create_backend("tensorrt", tmp_path / "x.engine", batch=0)
     with pytest.raises(ConfigError, match=r"no option intra_op_threads"):
         create_backend("tensorrt", tmp_path / "x.engine", intra_op_threads=2)
+
+
+def test_tensorrt_8_6_context_memory_through_its_own_api(
+    cuda_runtime: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+) -> None:
+    # JetPack 6.0: no allocation strategy, device_memory_size, the device_memory property.
+    install_fake_tensorrt(monkeypatch, version="8.6.2")
+    model = models["conv_bn_relu"]
+    engine = build_engine(model.path, tmp_path / "conv.engine")
+    with TensorRTBackend(engine) as backend:
+        assert backend._context.legacy
+        assert isinstance(backend._context.device_memory, int)
+        value = model.random_inputs(seed=1)["input"]
+        got = run_once(backend, value)
+        for name, expected in expected_outputs(backend, value).items():
+            np.testing.assert_array_equal(got[name], expected)
+    assert_all_freed(cuda_runtime)
+
+
+def test_host_resident_output_is_bound_to_its_pinned_buffer(
+    fake_cuda: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+) -> None:
+    install_fake_tensorrt(monkeypatch, io={"output": {"location": "HOST"}})
+    model = models["mlp"]
+    engine = build_engine(model.path, tmp_path / "mlp.engine")
+    with TensorRTBackend(engine) as backend:
+        assert backend._d2h == []  # nothing to copy back: TensorRT writes host memory
+        pinned = backend._pinned["output"]
+        assert backend._context.addresses["output"] == pinned.ptr
+        value = model.random_inputs(seed=2)["input"]
+        got = run_once(backend, value)
+        np.testing.assert_array_equal(got["output"], expected_outputs(backend, value)["output"])
+    assert_all_freed(fake_cuda)
+
+
+@pytest.mark.parametrize(
+    ("io", "message"),
+    [
+        ({"output": {"format": "CHW32"}}, r"vectorised format Row major CHW32"),
+        ({"output": {"dtype": "BF16"}}, r"'output' is BF16, which numpy has no type for"),
+        ({"input": {"dtype": "FP8"}}, r"'input' is FP8"),
+        ({"input": {"shape_io": True}}, r"'input' is a shape tensor.*shape_values"),
+    ],
+    ids=["vectorised", "bf16", "fp8", "shape-tensor"],
+)
+def test_io_a_numpy_binding_cannot_hold_is_refused(  # noqa: PLR0917 (fixtures)
+    fake_cuda: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    io: dict[str, dict[str, Any]],
+    message: str,
+) -> None:
+    install_fake_tensorrt(monkeypatch, io=io)
+    engine = build_engine(models["mlp"].path, tmp_path / "mlp.engine")
+    with pytest.raises((EngineError, ConfigError), match=message):
+        TensorRTBackend(engine).activate()
+    assert_all_freed(fake_cuda)

@@ -7,6 +7,7 @@ behaviour.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
@@ -91,7 +92,7 @@ def test_if_changed_skips_and_timing_cache_is_merged(
     # Another model's build keeps the first model's timings in the shared cache.
     other = trt_options(models["two_outputs"].path, tmp_path / "two.engine", timing_cache=timing)
     build(other)
-    entries = json.loads(timing.read_bytes()[len(b"FAKE-TRT-TIMING\n") :])
+    entries = json.loads(timing.read_bytes()[len(b"FAKE-TRT-TIMING\n") :])["entries"]
     assert len(entries) == 2
 
     # A report-only file going missing is a reason to rebuild.
@@ -188,9 +189,22 @@ def test_int8_calibrates_then_reuses_the_cache(
         calib_cache=cache,
         calib_batch_size=4,
     )
+    with pytest.raises(EngineError, match=r"--calib-batch-size 4 does not match.*\[1, 64\]"):
+        build(options)
+    # Batches take the model's shape [1, 64]: one sample each.
+    options = trt_options(
+        models["mlp"].path,
+        tmp_path / "mlp.engine",
+        precision="int8",
+        calib_dir=samples,
+        calib_cache=cache,
+    )
     first = build(options)
-    assert fake_trt.record["calibration_batches"] == 2  # 10 samples, batches of 4
-    assert cache.read_bytes() == b"fake-calibration:2"
+    assert fake_trt.record["calibration_batches"] == 10
+    assert cache.read_bytes() == b"fake-calibration:10"
+    # What TensorRT read from the device is the samples, in order.
+    sample_3 = np.load(samples / "sample_003.npy")
+    np.testing.assert_array_equal(fake_trt.record["calibration_inputs"][3], sample_3[None])
     assert fake_trt.record["builds"][-1]["calibrated"]
     manifest = load_manifest(first.artifact)
     assert manifest is not None
@@ -203,12 +217,11 @@ def test_int8_calibrates_then_reuses_the_cache(
         precision="best",
         calib_dir=samples,
         calib_cache=cache,
-        calib_batch_size=4,
         builder_optimization_level=1,
     )
     rebuilt = build(best, if_changed=True)
     assert rebuilt.changed
-    assert fake_trt.record["calibration_batches"] == 2
+    assert fake_trt.record["calibration_batches"] == 10
     assert fake_trt.record["builds"][-1]["flags"] == ["FP16", "INT8"]
     # And an unchanged rerun builds nothing, although the cache file now exists.
     assert not build(best, if_changed=True).changed
@@ -288,13 +301,54 @@ def test_unparsable_op_is_refused_naming_the_node(
         build(trt_options(model, tmp_path / "u.engine"))
 
 
-def test_mismatched_timing_cache_is_refused(
-    fake_trt: Any, models: dict[str, GeneratedModel], tmp_path: Path
+@pytest.mark.parametrize(
+    "made_by",
+    [{"device": "Orin NX (nvgpu) other properties"}, {"version": "10.0.1.fake"}, None],
+    ids=["another device", "another TensorRT", "not a timing cache"],
+)
+def test_unusable_timing_cache_is_replaced_not_fatal(  # noqa: PLR0917 (fixtures)
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cuda: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    made_by: dict[str, str] | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     timing = tmp_path / "timing.cache"
-    timing.write_bytes(b"cache from another GPU")
-    with pytest.raises(EngineError, match=r"made by another TensorRT or GPU: delete it"):
-        build(trt_options(models["mlp"].path, tmp_path / "x.engine", timing_cache=timing))
+    if made_by is None:
+        timing.write_bytes(b"garbage")
+    else:
+        other = install_fake_tensorrt(monkeypatch, **made_by)
+        build(trt_options(models["mlp"].path, tmp_path / "other.engine", timing_cache=timing))
+        assert other.record["builds"]
+    fake = install_fake_tensorrt(monkeypatch)
+    build(trt_options(models["conv_bn_relu"].path, tmp_path / "x.engine", timing_cache=timing))
+    assert "starts a new one and replaces it" in caplog.text
+    body = json.loads(timing.read_bytes()[len(b"FAKE-TRT-TIMING\n") :])
+    # Only this device's and version's timings: the other cache's are not mixed in.
+    assert body["version"] == fake.__version__
+    assert body["entries"] == ["tactic:['FP16']:[[1, 3, 16, 16]]"]
+
+
+def test_merge_timing_caches_skips_other_versions(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cuda: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+) -> None:
+    from jetson_rt.engine.trt_build import merge_timing_caches
+
+    caches = []
+    for name, version in (("a", "10.3.0.fake"), ("b", "10.3.0.fake"), ("c", "8.6.1")):
+        install_fake_tensorrt(monkeypatch, version=version)
+        model = models["mlp" if name == "a" else "conv_bn_relu"].path
+        caches.append(tmp_path / f"{name}.cache")
+        build(trt_options(model, tmp_path / f"{name}.engine", timing_cache=caches[-1]))
+    install_fake_tensorrt(monkeypatch)
+    result = merge_timing_caches(caches, tmp_path / "merged.cache")
+    assert result["skipped"] == [str(caches[2])]
+    body = json.loads((tmp_path / "merged.cache").read_bytes()[len(b"FAKE-TRT-TIMING\n") :])
+    assert len(body["entries"]) == 2
 
 
 def test_missing_tensorrt_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,3 +359,138 @@ def test_missing_tensorrt_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(PlatformError, match=r"--backend onnxruntime"):
         require_tensorrt()
+
+
+def write_qdq_model(path: Path) -> Path:
+    """input [1, 16] -> QuantizeLinear -> DequantizeLinear -> Relu: an explicit-INT8 graph."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("QuantizeLinear", ["input", "scale", "zero"], ["q"], name="q"),
+            helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"], name="dq"),
+            helper.make_node("Relu", ["dq"], ["output"], name="relu"),
+        ],
+        "qdq",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 16])],
+        [
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05]),
+            helper.make_tensor("zero", TensorProto.INT8, [], [0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_calibration_batches_take_the_calibration_profile_opt_shape(
+    fake_trt: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    samples = write_samples(tmp_path / "calib", 9, (3, 8, 8))
+    options = trt_options(
+        models["dynamic_batch"].path,
+        tmp_path / "d.engine",
+        precision="int8",
+        calib_dir=samples,
+        min_shapes={"input": (1, 3, 8, 8)},
+        opt_shapes={"input": (4, 3, 8, 8)},
+        max_shapes={"input": (8, 3, 8, 8)},
+    )
+    # filterwarnings = error: TensorRT 10.1+'s DeprecationWarning of the implicit
+    # calibration setters would fail this build if it escaped.
+    build(options)
+    shapes = [batch.shape for batch in fake_trt.record["calibration_inputs"]]
+    assert shapes == [(4, 3, 8, 8), (4, 3, 8, 8)]  # 9 samples: two batches of OPT's 4
+    first_four = np.stack([np.load(samples / f"sample_{i:03d}.npy") for i in range(4)])
+    np.testing.assert_array_equal(fake_trt.record["calibration_inputs"][0], first_four)
+    assert "implicit INT8 calibration is deprecated since TensorRT 10.1" in caplog.text
+    # The fake's setter does warn, so the build above proves the warning is handled.
+    config = fake_trt.Builder(None).create_builder_config()
+    with pytest.warns(DeprecationWarning, match="explicit quantization"):
+        config.int8_calibrator = None
+
+
+def test_calibrator_exceptions_survive_tensorrt_swallowing_them(
+    fake_trt: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    samples = write_samples(tmp_path / "calib", 3, (64,))
+    cache = tmp_path / "mlp.calib"
+    options = trt_options(
+        models["mlp"].path,
+        tmp_path / "x.engine",
+        precision="int8",
+        calib_dir=samples,
+        calib_cache=cache,
+    )
+    # sys.modules' copy: the one bound to this test's fake tensorrt.
+    calibrator = importlib.import_module("jetson_rt.engine.calibrator")
+
+    def broken_copy(*args: Any) -> None:
+        raise RuntimeError("cudaMemcpyAsync: device lost")
+
+    monkeypatch.setattr(calibrator, "copy_host_to_device_async", broken_copy)
+    with pytest.raises(EngineError, match=r"failed in get_batch: RuntimeError: cudaMemcpyAsync"):
+        build(options)
+    assert not cache.exists() and not (tmp_path / "x.engine").exists()
+
+
+def test_tensorrt_8_6_of_jetpack_6_0_builds_with_explicit_batch_and_calibrates(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cuda: Any,
+    models: dict[str, GeneratedModel],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = install_fake_tensorrt(monkeypatch, version="8.6.2")
+    samples = write_samples(tmp_path / "calib", 2, (64,))
+    options = trt_options(
+        models["mlp"].path, tmp_path / "x.engine", precision="int8", calib_dir=samples
+    )
+    build(options)  # the fake 8.6 parser refuses a network without EXPLICIT_BATCH
+    assert fake.record["calibration_batches"] == 2
+    assert "deprecated" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [("8.5.2", r"older than 8\.6.*JetPack 6"), ("11.0.0", r"newer than this jetson-rt knows")],
+)
+def test_tensorrt_lines_outside_the_table_are_refused(
+    monkeypatch: pytest.MonkeyPatch, fake_cuda: Any, version: str, message: str
+) -> None:
+    install_fake_tensorrt(monkeypatch, version=version)
+    with pytest.raises(PlatformError, match=message):
+        require_tensorrt()
+
+
+def test_version_table_rows() -> None:
+    from jetson_rt.engine.trt_build import tensorrt_api
+
+    assert tensorrt_api("8.6.2").explicit_batch_flag
+    assert not tensorrt_api("8.6.2").allocation_strategy
+    assert tensorrt_api("10.0.1").allocation_strategy
+    assert not tensorrt_api("10.0.1").device_memory_v2
+    assert tensorrt_api("10.3.0").device_memory_v2
+    assert tensorrt_api("10.3.0").implicit_int8 == "deprecated"
+    assert tensorrt_api("8.6.2").implicit_int8 == "supported"
+
+
+def test_qdq_model_builds_explicit_int8_without_calibration(
+    fake_trt: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = write_qdq_model(tmp_path / "qdq.onnx")
+    result = build(trt_options(model, tmp_path / "qdq.engine", precision="int8"))
+    payload = fake_trt.record["builds"][-1]
+    assert payload["explicit_int8"] and payload["flags"] == ["INT8"]
+    assert not payload["calibrated"] and fake_trt.record["calibration_batches"] == 0
+    manifest = load_manifest(result.artifact)
+    assert manifest is not None and manifest.build_flags["calibration"] == "qdq"
+    assert "deprecated" not in caplog.text

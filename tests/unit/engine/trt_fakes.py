@@ -8,6 +8,12 @@ the TensorRT 10 Python API and cuda-python's runtime bindings that jetson-rt
 calls, with the same call shapes and failure signals (``None`` engines,
 ``False`` returns, ``cudaError_t`` tuples).
 
+Every TensorRT behaviour the fake imitates cites where it is documented or
+implemented; paths are in NVIDIA/TensorRT at the 10.3 GA commit (84dd6ed1)
+unless another line is named. A behaviour TensorRT does not document is
+labelled as the fake's own choice. ``make_fake_tensorrt(version="8.6.1")``
+gives the TensorRT 8.6 API of JetPack 6.0 where it differs.
+
 * :class:`FakeCudart` keeps "device" memory in host ``ctypes`` buffers, runs
   stream work immediately, and records it instead while a stream captures, so
   CUDA graph replay and capture invalidation behave as on a GPU.
@@ -30,6 +36,7 @@ import json
 import sys
 import time
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -333,21 +340,42 @@ class _Tensor:
 
 
 def make_fake_tensorrt(
-    *, dla_cores: int = 0, unsupported_ops: tuple[str, ...] = (), capture_unsafe: bool = False
+    *,
+    dla_cores: int = 0,
+    unsupported_ops: tuple[str, ...] = (),
+    capture_unsafe: bool = False,
+    version: str = "10.3.0.fake",
+    device: str = "Orin (nvgpu) sm_87",
+    io: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
     """A fresh fake ``tensorrt`` module (state is per module, so per test).
 
     ``capture_unsafe`` makes every engine synchronise its stream inside
     ``execute_async_v3``, as some real engines do: fine when enqueued directly,
-    fatal to a CUDA graph capture.
+    fatal to a CUDA graph capture. ``device`` stands for the CUDA device
+    properties a timing cache records. ``io`` overrides what built engines
+    report for a tensor: ``{"out": {"dtype": "BF16", "format": "CHW32",
+    "location": "HOST", "shape_io": True}}``.
     """
     trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.3.0.fake"  # type: ignore[attr-defined]
-    DataType = _enum("FLOAT", "HALF", "INT8", "INT32")
+    trt.__version__ = version  # type: ignore[attr-defined]
+    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    v10 = major_minor >= (10, 0)
+    io_overrides = io or {}
+    DataType = _enum(
+        "FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "INT64", "BF16", "FP8", "INT4", "FP4"
+    )
     TensorIOMode = _enum("INPUT", "OUTPUT")
     BuilderFlag = _enum("FP16", "INT8", "GPU_FALLBACK", "TF32")
     DeviceType = _enum("GPU", "DLA")
+    LayerType = _enum("CONVOLUTION", "ACTIVATION", "SCALE", "QUANTIZE", "DEQUANTIZE", "OTHER")
     ns: dict[str, Any] = {
+        "LayerType": LayerType,
+        "NetworkDefinitionCreationFlag": type(
+            "NetworkDefinitionCreationFlag", (), {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
+        ),
+        "TensorLocation": _enum("DEVICE", "HOST"),
+        "TensorFormat": _enum("LINEAR", "CHW2", "HWC8", "CHW4", "CHW16", "CHW32", "HWC"),
         "DataType": DataType,
         "TensorIOMode": TensorIOMode,
         "BuilderFlag": BuilderFlag,
@@ -355,14 +383,44 @@ def make_fake_tensorrt(
         "MemoryPoolType": _enum("WORKSPACE"),
         "ProfilingVerbosity": _enum("LAYER_NAMES_ONLY", "DETAILED"),
         "LayerInformationFormat": _enum("ONELINE", "JSON"),
-        "ExecutionContextAllocationStrategy": _enum("STATIC", "ON_PROFILE_CHANGE", "USER_MANAGED"),
         "Dims": Dims,
     }
-    np_types = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32}
-    record: dict[str, Any] = {"builds": [], "calibration_batches": 0, "parsers": 0}
+    if v10:
+        # ExecutionContextAllocationStrategy arrived in 10.0 (Polygraphy runner.py
+        # uses it unconditionally only on the 10.x code path).
+        ns["ExecutionContextAllocationStrategy"] = _enum(
+            "STATIC", "ON_PROFILE_CHANGE", "USER_MANAGED"
+        )
+    # tensorrt.nptype's table (python/packaging/bindings_wheel/tensorrt/__init__.py):
+    # no BF16/FP8/INT4/FP4 ("no equivalent numpy type"): TypeError. INT64 is 10.0+.
+    np_types = {
+        "FLOAT": np.float32,
+        "HALF": np.float16,
+        "INT8": np.int8,
+        "INT32": np.int32,
+        "BOOL": np.bool_,
+        "UINT8": np.uint8,
+    }
+    if v10:
+        np_types["INT64"] = np.int64
+    record: dict[str, Any] = {
+        "builds": [],
+        "calibration_batches": 0,
+        "calibration_inputs": [],
+        "parsers": 0,
+        "stderr": [],
+    }
 
     def nptype(dtype: Any) -> Any:
+        if dtype.name not in np_types:
+            raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
         return np_types[dtype.name]
+
+    def deprecated(use_instead: str) -> None:
+        # From 10.1 the deprecated setters warn (python/src/utils.cpp,
+        # issueDeprecationWarning: PyErr_WarnEx(PyExc_DeprecationWarning, "Use ... instead.")).
+        if major_minor >= (10, 1):
+            warnings.warn(f"Use {use_instead} instead.", DeprecationWarning, stacklevel=3)
 
     class Logger:
         WARNING = "WARNING"
@@ -392,10 +450,17 @@ def make_fake_tensorrt(
         def desc(self) -> str:
             return self._text
 
+    @dataclass
+    class _Layer:
+        name: str
+        type: Any
+
     class Network:
-        def __init__(self) -> None:
+        def __init__(self, flags: int) -> None:
+            self.flags = flags
             self.inputs: list[_Tensor] = []
             self.outputs: list[_Tensor] = []
+            self.layers: list[_Layer] = []
 
         @property
         def num_inputs(self) -> int:
@@ -403,6 +468,13 @@ def make_fake_tensorrt(
 
         def get_input(self, index: int) -> _Tensor:
             return self.inputs[index]
+
+        @property
+        def num_layers(self) -> int:
+            return len(self.layers)
+
+        def get_layer(self, index: int) -> _Layer:
+            return self.layers[index]
 
     class OnnxParser:
         def __init__(self, network: Network, logger: Logger) -> None:
@@ -435,8 +507,27 @@ def make_fake_tensorrt(
                             f"No importer registered for op: {node.op_type}",
                         )
                     )
+            if not v10 and not self.network.flags & (1 << 0):
+                # TensorRT 8.x: the ONNX parser needs an explicit-batch network
+                # (onnx-tensorrt release/8.6 ModelImporter.cpp: "This version of the
+                # ONNX parser only supports TensorRT INetworkDefinitions with an
+                # explicit batch dimension").
+                self.errors.append(
+                    ParserError(-1, "", "", "only supports an explicit batch dimension")
+                )
             if self.errors:
                 return False
+            layer_types = {
+                "Conv": LayerType.CONVOLUTION,
+                "Relu": LayerType.ACTIVATION,
+                "BatchNormalization": LayerType.SCALE,
+                "QuantizeLinear": LayerType.QUANTIZE,
+                "DequantizeLinear": LayerType.DEQUANTIZE,
+            }
+            self.network.layers = [
+                _Layer(node.name, layer_types.get(node.op_type, LayerType.OTHER))
+                for node in model.graph.node
+            ]
 
             def tensors(values: Any) -> list[_Tensor]:
                 return [
@@ -463,13 +554,32 @@ def make_fake_tensorrt(
             self.shapes[name] = [list(low), list(opt), list(high)]
 
     class TimingCache:
-        def __init__(self, entries: list[str]) -> None:
+        """A cache whose header records the TensorRT version and the device.
+
+        Real caches carry a "verification header" with the CUDA device
+        properties (NvInfer.h, IBuilderConfig::setTimingCache).
+        """
+
+        def __init__(self, entries: list[str], made_by: str = version, on: str = device) -> None:
             self.entries = entries
+            self.version = made_by
+            self.device = on
 
         def serialize(self) -> bytes:
-            return TIMING_MAGIC + json.dumps(sorted(set(self.entries))).encode()
+            header = {"version": self.version, "device": self.device}
+            body = {**header, "entries": sorted(set(self.entries))}
+            return TIMING_MAGIC + json.dumps(body).encode()
 
         def combine(self, other: TimingCache, ignore_mismatch: bool) -> bool:
+            # NvInfer.h ITimingCache::combine: "The input cache must be generated by
+            # a TensorRT build of exact same version, otherwise combine will be
+            # skipped and return false. ignoreMismatch must be set to true if
+            # combining a timing cache created from a different device."
+            if other.version != self.version:
+                return False
+            if other.device != self.device and not ignore_mismatch:
+                return False
+            # "Conflicting entries will be skipped": entries here are keys only.
             self.entries = sorted(set(self.entries) | set(other.entries))
             return True
 
@@ -481,7 +591,7 @@ def make_fake_tensorrt(
             self.profiling_verbosity: Any = None
             self.default_device_type = DeviceType.GPU
             self.DLA_core = -1
-            self.int8_calibrator: Any = None
+            self._int8_calibrator: Any = None
             self.profiles: list[OptimizationProfile] = []
             self.calibration_profile: OptimizationProfile | None = None
             self.timing_cache: TimingCache | None = None
@@ -499,22 +609,45 @@ def make_fake_tensorrt(
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
+        # pyCore.cpp (10.3): int8_calibrator's getter and setter and
+        # set_calibration_profile are wrapped in utils::deprecateMember.
+        @property
+        def int8_calibrator(self) -> Any:
+            deprecated("explicit quantization")
+            return self._int8_calibrator
+
+        @int8_calibrator.setter
+        def int8_calibrator(self, calibrator: Any) -> None:
+            deprecated("explicit quantization")
+            self._int8_calibrator = calibrator
+
         def set_calibration_profile(self, profile: OptimizationProfile) -> bool:
+            deprecated("explicit quantization")
             self.calibration_profile = profile
             return True
 
-        def create_timing_cache(self, data: bytes) -> TimingCache:
+        def create_timing_cache(self, data: bytes) -> TimingCache | None:
+            # pyCoreDoc.h create_timing_cache: b"" creates a new cache.
             raw = bytes(data)
             if not raw:
                 return TimingCache([])
             if not raw.startswith(TIMING_MAGIC):
-                cache = TimingCache([])
-                cache.entries = ["<mismatch>"]
-                return cache
-            return TimingCache(json.loads(raw[len(TIMING_MAGIC) :]))
+                # NOT documented by TensorRT: what it does with bytes that are no
+                # timing cache. The fake's choice: None (createTimingCache's C++
+                # return is a pointer), a signal jetson-rt must survive.
+                return None
+            body = json.loads(raw[len(TIMING_MAGIC) :])
+            return TimingCache(body["entries"], body["version"], body["device"])
 
         def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
-            if "<mismatch>" in cache.entries and not ignore_mismatch:
+            # NvInfer.h IBuilderConfig::setTimingCache: "A failure will be reported if
+            # the CUDA device property in the provided cache is different from current
+            # environment. ignoreMismatch = true skips strict verification";
+            # "\\return true if set successfully, false otherwise". NOT documented
+            # for a cache of another TensorRT version: the fake refuses it as well.
+            if cache.version != version:
+                return False
+            if cache.device != device and not ignore_mismatch:
                 return False
             self.timing_cache = cache
             return True
@@ -522,6 +655,30 @@ def make_fake_tensorrt(
         def get_timing_cache(self) -> TimingCache:
             assert self.timing_cache is not None
             return self.timing_cache
+
+    def _callback(calibrator: Any, name: str, *args: Any) -> Any:
+        """Call a calibrator method as TensorRT's trampoline does (pyInt8.cpp).
+
+        Every exception is caught, printed ("[ERROR] Exception caught in
+        get_batch(): ...") and turned into "no data" (False/nullptr).
+        """
+        try:
+            return getattr(calibrator, name)(*args)
+        except Exception as exc:
+            record["stderr"].append(f"[ERROR] Exception caught in {name}(): {exc}")
+            return None
+
+    def _read_device(pointer: int, shape: list[int]) -> Any:
+        from jetson_rt.cuda import runtime
+
+        rt = runtime()
+        host = np.zeros([int(d) for d in shape], dtype=np.float32)
+        kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _, stream = rt.cudaStreamCreateWithPriority(0, 0)
+        rt.cudaMemcpyAsync(host.ctypes.data, pointer, host.nbytes, kind, stream)
+        rt.cudaStreamSynchronize(stream)
+        rt.cudaStreamDestroy(stream)
+        return host
 
     class Builder:
         platform_has_fast_fp16 = True
@@ -531,7 +688,7 @@ def make_fake_tensorrt(
             self.num_DLA_cores = dla_cores
 
         def create_network(self, flags: int = 0) -> Network:
-            return Network()
+            return Network(flags)
 
         def create_builder_config(self) -> BuilderConfig:
             return BuilderConfig()
@@ -541,22 +698,40 @@ def make_fake_tensorrt(
 
         def build_serialized_network(self, network: Network, config: BuilderConfig) -> Any:
             calibrated = False
-            calibrator = config.int8_calibrator
-            if "INT8" in config.flags and calibrator is not None:
-                cache = calibrator.read_calibration_cache()
+            calibrator = config._int8_calibrator
+            explicit = any(
+                layer.type in (LayerType.QUANTIZE, LayerType.DEQUANTIZE) for layer in network.layers
+            )
+            profile = config.profiles[0].shapes if config.profiles else {}
+            if "INT8" in config.flags and calibrator is not None and not explicit:
+                calib_profile = (config.calibration_profile or OptimizationProfile()).shapes
+                if any(-1 in t.shape and t.name not in calib_profile for t in network.inputs):
+                    return None  # NvInfer.h: a calibration profile "must be set" for runtime dims
+                cache = _callback(calibrator, "read_calibration_cache")
                 if not cache:
                     names = [tensor.name for tensor in network.inputs]
-                    while calibrator.get_batch(names) is not None:
+                    while True:
+                        pointers = _callback(calibrator, "get_batch", names)
+                        if not pointers:
+                            break
+                        # Calibration runs at the calibration profile's OPT shape
+                        # (NvInfer.h setCalibrationProfile: "MIN and MAX values will be
+                        # overwritten by kOPT"), else the declared shape.
+                        tensor = network.inputs[0]
+                        shape = calib_profile.get(tensor.name, [None, tensor.shape])[1]
+                        record["calibration_inputs"].append(_read_device(pointers[0], shape))
                         record["calibration_batches"] += 1
-                    calibrator.write_calibration_cache(
-                        f"fake-calibration:{record['calibration_batches']}".encode()
+                    _callback(
+                        calibrator,
+                        "write_calibration_cache",
+                        f"fake-calibration:{record['calibration_batches']}".encode(),
                     )
                 calibrated = True
-            profile = config.profiles[0].shapes if config.profiles else {}
             for tensor in network.inputs:
                 if -1 in tensor.shape and tensor.name not in profile:
                     return None  # TensorRT logs "no optimization profile" and returns None
             payload = {
+                "explicit_int8": explicit and "INT8" in config.flags,
                 "inputs": [{"name": t.name, "shape": t.shape} for t in network.inputs],
                 "outputs": [{"name": t.name, "shape": t.shape} for t in network.outputs],
                 "profile": profile,
@@ -567,6 +742,9 @@ def make_fake_tensorrt(
                 "opt_level": config.builder_optimization_level,
                 "calibrated": calibrated,
             }
+            if config.timing_cache is None:
+                # Without a set cache the builder uses a local one (NvInfer.h getTimingCache).
+                config.timing_cache = TimingCache([])
             if config.timing_cache is not None:
                 config.timing_cache.entries.append(
                     f"tactic:{sorted(config.flags)}:{[t.shape for t in network.inputs]}"
@@ -584,11 +762,13 @@ def make_fake_tensorrt(
             )
 
     class ExecutionContext:
-        def __init__(self, engine: Engine) -> None:
+        def __init__(self, engine: Engine, legacy: bool = False) -> None:
             self.engine = engine
             self.shapes: dict[str, list[int]] = {}
             self.addresses: dict[str, int] = {}
-            self.device_memory: tuple[int, int] | None = None
+            # 8.6: the device_memory property; 10.1+: set_device_memory(ptr, size).
+            self.device_memory: Any = None
+            self.legacy = legacy
             self.executions = 0
 
         def set_input_shape(self, name: str, shape: Any) -> bool:
@@ -618,6 +798,8 @@ def make_fake_tensorrt(
             return Dims(shape)
 
         def set_device_memory(self, ptr: int, size: int) -> None:
+            if major_minor < (10, 1):
+                raise AttributeError("set_device_memory is TensorRT 10.1+")
             self.device_memory = (ptr, size)
 
         def set_tensor_address(self, name: str, ptr: int) -> bool:
@@ -656,7 +838,12 @@ def make_fake_tensorrt(
             self.inputs = payload["inputs"]
             self.outputs = payload["outputs"]
             self.profile = payload["profile"]
-            self.device_memory_size_v2 = 4096
+            # device_memory_size_v2 is 10.1+ (Polygraphy runner.py gates it on 10.1);
+            # device_memory_size is deprecated from 10.1 (pyCore.cpp deprecateMember).
+            if major_minor >= (10, 1):
+                self.device_memory_size_v2 = 4096
+            else:
+                self.device_memory_size = 4096
 
         def tensor(self, name: str) -> dict[str, Any]:
             return next(t for t in self.inputs + self.outputs if t["name"] == name)
@@ -675,15 +862,37 @@ def make_fake_tensorrt(
         def get_tensor_shape(self, name: str) -> Dims:
             return Dims(self.tensor(name)["shape"])
 
+        def _io(self, name: str, key: str, default: Any) -> Any:
+            return io_overrides.get(name, {}).get(key, default)
+
         def get_tensor_dtype(self, name: str) -> Any:
-            return DataType.FLOAT
+            return getattr(DataType, self._io(name, "dtype", "FLOAT"))
+
+        def get_tensor_location(self, name: str) -> Any:
+            return getattr(ns["TensorLocation"], self._io(name, "location", "DEVICE"))
+
+        def is_shape_inference_io(self, name: str) -> bool:
+            return bool(self._io(name, "shape_io", False))
+
+        def get_tensor_format(self, name: str) -> Any:
+            return getattr(ns["TensorFormat"], self._io(name, "format", "LINEAR"))
+
+        def get_tensor_format_desc(self, name: str) -> str:
+            fmt = self._io(name, "format", "LINEAR")
+            return f"Row major {fmt} format" if fmt != "LINEAR" else "Row major linear FP32 format"
 
         def get_tensor_profile_shape(self, name: str, index: int) -> list[Dims]:
             return [Dims(shape) for shape in self.profile[name]]
 
         def create_execution_context(self, strategy: Any = None) -> ExecutionContext:
+            if not v10:
+                raise TypeError("8.6 create_execution_context() takes no allocation strategy")
             assert strategy is ns["ExecutionContextAllocationStrategy"].USER_MANAGED
             return ExecutionContext(self)
+
+        def create_execution_context_without_device_memory(self) -> ExecutionContext:
+            # 8.6's way to a context whose memory the caller provides; deprecated in 10.0.
+            return ExecutionContext(self, legacy=True)
 
         def create_engine_inspector(self) -> Inspector:
             return Inspector(self.payload)
