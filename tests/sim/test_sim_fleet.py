@@ -132,8 +132,11 @@ def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     sim.sudo(host, "swapoff -a")
     assert "/dev/zram" not in sim.sudo(host, "cat /proc/swaps")
     assert (
-        sim.ssh(host, "systemctl is-active irqbalance nvpmodel nvzramconfig gdm").stdout.split()
-        == ["active"] * 4
+        sim.ssh(
+            host,
+            "systemctl is-active irqbalance nvpmodel nvzramconfig gdm nv-l4t-bootloader-config",
+        ).stdout.split()
+        == ["active"] * 5
     )
 
 
@@ -191,7 +194,8 @@ def test_reboot_follows_default_rt_flag_and_isolation_then_falls_back(
     assert sim.ssh(host, "test -e /sys/kernel/realtime", check=False).returncode != 0
     assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
 
-    # a DEFAULT whose image is missing fails to load: L4TLauncher falls back to entry 0
+    # a DEFAULT whose image is missing fails to load: L4TLauncher does not try entry 0,
+    # it boots the kernel partition's image with that image's own command line
     sim.sudo(
         host,
         "sed -i 's/^DEFAULT .*/DEFAULT real-time/' /boot/extlinux/extlinux.conf; "
@@ -199,25 +203,31 @@ def test_reboot_follows_default_rt_flag_and_isolation_then_falls_back(
     )
     _reboot(sim, host.name)
     assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
-    status = json.loads(
-        subprocess.run(
-            ["cat", str(sim.fleet.mount / host.name / "control" / "state")],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    assert "cannot load /boot/Image.real-time" in status["boot_log"][-1]
+    cmdline = sim.sudo(host, "cat /proc/cmdline").strip()
+    assert cmdline == f"{hw.KERNEL_PARTITION_CMDLINE} {hw.PLATFORM_ARGS}"
+    status = _state(sim, host.name)
+    assert status["linux"] == "kernel partition" and status["booted"] is None
+    assert "cannot load LINUX /boot/Image.real-time" in status["boot_log"][-1]
     sim.sudo(
         host,
         f"cat > /boot/extlinux/extlinux.conf <<'EOF'\n{STOCK_EXTLINUX}EOF\nrm -f /boot/Image.moved",
     )
 
 
-def test_a_panicking_kernel_reboots_into_itself_until_recovered(
-    sim: SimFleet, tmp_path: Path
-) -> None:
+def _state(sim: SimFleet, host_name: str) -> dict[str, object]:
+    """What ``jetson-rt sim status`` shows of a host (its control/state file)."""
+    data = json.loads((sim.fleet.mount / host_name / "control" / "state").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_a_panic_loop_ends_in_the_recovery_kernel(sim: SimFleet, tmp_path: Path) -> None:
+    """L4TRootfsValidation.c: each boot takes one from slot A's retry count, only a
+    verified boot (nvbootctrl verify) puts it back; at 0 the recovery kernel boots."""
     host = sim.hosts[2]
+    assert "retry_count: 3,             status: normal" in sim.sudo(
+        host, "nvbootctrl -t rootfs dump-slots-info"
+    )
     image = tmp_path / "Image.bad"
     image.write_text(bootloader.make_image(hw.RT_RELEASE, realtime=True, boot="panic"))
     sim.ansible(
@@ -230,21 +240,24 @@ def test_a_panicking_kernel_reboots_into_itself_until_recovered(
     )
     _add_entry(sim, host, "bad", "/boot/Image.bad", "${cbootargs} root=/dev/mmcblk0p1 rw")
     sim.sudo(host, "sed -i 's/^DEFAULT .*/DEFAULT bad/' /boot/extlinux/extlinux.conf")
-    boots_before = json.loads((sim.fleet.mount / host.name / "control" / "state").read_text())[
-        "boots"
-    ]
+    boots_before = int(str(_state(sim, host.name)["boots"]))
     sim.fleet.reboot([host.name], wait=False)
-    deadline = time.monotonic() + 90
-    panics: list[str] = []
+    deadline = time.monotonic() + 240
+    state = _state(sim, host.name)
     while time.monotonic() < deadline:
-        state = json.loads((sim.fleet.mount / host.name / "control" / "state").read_text())
-        panics = [line for line in state["boot_log"] if "panic label=bad" in line]
-        if state["boots"] >= boots_before + 3 and len(panics) >= 2:
+        state = _state(sim, host.name)
+        if state["outcome"] == "recovery":
             break
         time.sleep(1)
-    assert len(panics) >= 2, "the panicking entry was not booted again and again"
+    log = [str(line) for line in state["boot_log"]]  # type: ignore[attr-defined]
+    booted = log[len(log) - (int(str(state["boots"])) - boots_before) :]
+    assert [line.split()[3] for line in booted] == ["panic", "panic", "panic", "recovery"], log
+    assert all("label=bad" in line for line in booted[:3])
+    assert state["rootfs"] == {"retry_count": 0, "status": "unbootable", "retry_max": 3}
+    # the recovery kernel boots the recovery initrd: the root file system is not up
     assert sim.ssh(host, "true", check=False).returncode != 0
-    # recovery as a technician would: power off, fix the boot configuration, power on
+    # recovery as a technician would: power off, fix the boot configuration, mark the
+    # slot bootable in the UEFI menu, power on
     container = host.container
     subprocess.run(["podman", "stop", "-t", "2", container], capture_output=True, check=True)
     fixed = tmp_path / "extlinux.conf"
@@ -254,9 +267,14 @@ def test_a_panicking_kernel_reboots_into_itself_until_recovered(
         capture_output=True,
         check=True,
     )
+    (sim.fleet.mount / host.name / "control" / "rootfs").write_text("reset")
     subprocess.run(["podman", "start", container], capture_output=True, check=True)
     sim.fleet.wait_ssh(host)
     assert sim.sudo(host, "uname -r").strip() == hw.STOCK_RELEASE
+    deadline = time.monotonic() + 60
+    while "retry_count: 3" not in sim.sudo(host, "nvbootctrl -t rootfs dump-slots-info"):
+        assert time.monotonic() < deadline, "a good boot did not restore the retry count"
+        time.sleep(1)
 
 
 def test_sim_down_leaves_nothing_behind(sim: SimFleet, tmp_path: Path) -> None:

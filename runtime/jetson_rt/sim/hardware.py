@@ -181,8 +181,24 @@ SYSCTLS: dict[str, tuple[int, int, int]] = {
     "vm/dirty_writeback_centisecs": (500, 0, 2147483647),
 }
 
-# What UEFI passes as ${cbootargs} on a developer kit booted from its SD card.
-CBOOTARGS = "root=/dev/mmcblk0p1 rw rootwait rootfstype=ext4 console=ttyTCU0,115200 fbcon=map:0"
+# What L4TLauncher appends to every kernel command line (KernelArgsProtocol->Append,
+# L4TLauncher.c r36.5.1 1459-1468): on Orin, the boot profiler's pointers, never root=.
+PLATFORM_ARGS = "bl_prof_dataptr=2031616@0x271E10000 bl_prof_ro_ptr=65536@0x271E00000"
+# The kernel partition's boot image carries its own command line (flash.sh writes it
+# into the Android-style header), the same arguments as NVIDIA's stock APPEND.
+KERNEL_PARTITION_CMDLINE = (
+    "root=/dev/mmcblk0p1 rw rootwait rootfstype=ext4 mminit_loglevel=4 "
+    "console=ttyTCU0,115200 firmware_class.path=/etc/firmware fbcon=map:0 "
+    "nospectre_bhb video=efifb:off console=tty0"
+)
+# The recovery partition boots the recovery initrd, not the root file system.
+RECOVERY_CMDLINE = (
+    "root=/dev/initrd rw rootwait mminit_loglevel=4 console=ttyTCU0,115200 "
+    "firmware_class.path=/etc/firmware fbcon=map:0 nospectre_bhb video=efifb:off console=tty0"
+)
+# RootfsRetryCountMax: boots of a slot without a successful boot in between before
+# L4TLauncher gives up on it (L4TRootfsValidation.c; NVIDIA's documented default is 3).
+ROOTFS_RETRY_MAX = 3
 
 ZRAM_DEVICES = 6
 ZRAM_SIZE_KB = 635_340

@@ -48,6 +48,12 @@ INSTALL = (
     ("nvpmodel", "usr/sbin/nvpmodel", 0o755),
     ("nvpmodel.service", "lib/systemd/system/nvpmodel.service", 0o644),
     ("jetson_clocks", "usr/bin/jetson_clocks", 0o755),
+    ("nvbootctrl", "usr/sbin/nvbootctrl", 0o755),
+    (
+        "nv-l4t-bootloader-config.service",
+        "lib/systemd/system/nv-l4t-bootloader-config.service",
+        0o644,
+    ),
     ("nvzramconfig.sh", "etc/systemd/nvzramconfig.sh", 0o755),
     ("nvzramconfig.service", "lib/systemd/system/nvzramconfig.service", 0o644),
     ("gdm.service", "lib/systemd/system/gdm.service", 0o644),
@@ -59,7 +65,15 @@ DIVERTED = (
     ("swapon", "usr/sbin/swapon"),
     ("swapoff", "usr/sbin/swapoff"),
 )
-ENABLED_UNITS = ("ssh", "nvpmodel", "nvzramconfig", "gdm", "sim-fault", "irqbalance")
+ENABLED_UNITS = (
+    "ssh",
+    "nvpmodel",
+    "nvzramconfig",
+    "gdm",
+    "sim-fault",
+    "irqbalance",
+    "nv-l4t-bootloader-config",
+)
 SIM_USER = "jetson"
 
 

@@ -18,13 +18,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jetson_rt.platform import cmdline_args, format_cpulist, parse_cpulist
 from jetson_rt.sim import hardware as hw
-from jetson_rt.sim.bootloader import BootRecord
+from jetson_rt.sim.bootloader import BootRecord, RootfsState
 
 
 class KernelError(Exception):
@@ -110,6 +110,8 @@ class KernelState:
     sysctl: dict[str, int] = field(default_factory=dict)
     swaps: list[str] = field(default_factory=list)
     boot_log: list[str] = field(default_factory=list)
+    # Slot A's retry count and status (L4TRootfsValidation.c): survives reboots.
+    rootfs: dict[str, Any] = field(default_factory=lambda: asdict(RootfsState()))
 
 
 def _cluster_of(cpu: int) -> int:
@@ -212,7 +214,9 @@ class SimKernel:
 
     @property
     def cmdline(self) -> str:
-        return str(self.state.boot.get("cmdline", hw.CBOOTARGS))
+        return str(
+            self.state.boot.get("cmdline", f"{hw.KERNEL_PARTITION_CMDLINE} {hw.PLATFORM_ARGS}")
+        )
 
     def _cmdline_cpus(self, key: str) -> list[int]:
         value = cmdline_args(self.cmdline).get(key)
@@ -834,12 +838,33 @@ class SimKernel:
                 raise KernelError(errno.EINVAL)
             self.save()
 
+    def rootfs_command(self, text: str) -> None:
+        """``verify`` (nvbootctrl verify after a successful boot) or ``reset`` (the UEFI
+        menu marks slot A bootable again)."""
+        with self.lock:
+            slot = RootfsState.from_state(self.state.rootfs)
+            if text == "verify":
+                slot.verified()
+            elif text == "reset":
+                slot.reset()
+            else:
+                raise KernelError(errno.EINVAL)
+            self.state.rootfs = asdict(slot)
+            self.save()
+
     def describe(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "hostname": self.state.hostname,
                 "boots": self.state.boots,
                 "booted": self.state.boot.get("label"),
+                "linux": self.state.boot.get("linux"),
+                "outcome": self.state.boot.get("outcome"),
+                "rootfs": dict(self.state.rootfs),
+                "kernel_partition": {
+                    "release": hw.STOCK_RELEASE,
+                    "cmdline": f"{hw.KERNEL_PARTITION_CMDLINE} {hw.PLATFORM_ARGS}",
+                },
                 "release": self.release,
                 "realtime": self.realtime,
                 "cmdline": self.cmdline,

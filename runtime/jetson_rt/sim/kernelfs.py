@@ -8,7 +8,9 @@ reach :class:`jetson_rt.sim.kernel.SimKernel` and never the machine's kernel.
 ``control/`` is the sim's own interface, readable and writable by root only:
 ``boot`` (the boot loader hands over extlinux.conf and the files it names, as
 JSON), ``booted`` (what was booted, as JSON), ``swap`` (the sim's swapon and
-swapoff), ``state`` (a summary for ``jetson-rt sim status``).
+swapoff), ``state`` (a summary for ``jetson-rt sim status``), ``rootfs`` (slot A's
+retry count and status as JSON; the sim's ``nvbootctrl`` writes ``verify`` or
+``reset``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import json
 import stat
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.sim.bootloader import choose
+from jetson_rt.sim.bootloader import RootfsState, choose
 from jetson_rt.sim.kernel import Dir, File, KernelError, Link, Node, SimKernel
 
 try:  # fusepy is a controller-side dependency; the module must import without it.
@@ -35,7 +38,7 @@ except (ImportError, OSError):  # pragma: no cover - exercised where fusepy is a
             super().__init__(code, "")
 
 
-CONTROL_FILES = ("boot", "booted", "swap", "state")
+CONTROL_FILES = ("boot", "booted", "swap", "state", "rootfs")
 
 
 class _Control:
@@ -107,7 +110,7 @@ class KernelFs(Operations):  # type: ignore[misc]
         if isinstance(node, _Control):
             if not node.name:
                 return {**base, "st_mode": stat.S_IFDIR | 0o700, "st_nlink": 2}
-            mode = 0o600 if node.name in ("boot", "swap") else 0o400
+            mode = 0o600 if node.name in ("boot", "swap", "rootfs") else 0o400
             return {**base, "st_mode": stat.S_IFREG | mode, "st_nlink": 1, "st_size": 0}
         if isinstance(node, Link):
             return {
@@ -170,6 +173,8 @@ class KernelFs(Operations):  # type: ignore[misc]
                 return json.dumps(kernel.state.boot).encode() + b"\n"
             if node.name == "state":
                 return json.dumps(kernel.describe(), indent=1).encode() + b"\n"
+            if node.name == "rootfs":
+                return json.dumps(kernel.state.rootfs).encode() + b"\n"
             raise FuseOSError(errno.EACCES)
         if isinstance(node, File):
             with kernel.lock:
@@ -199,7 +204,7 @@ class KernelFs(Operations):  # type: ignore[misc]
         _, node = self._resolve(path)
         if isinstance(node, File) and node.write is not None:
             return 0
-        if isinstance(node, _Control) and node.name in ("boot", "swap"):
+        if isinstance(node, _Control) and node.name in ("boot", "swap", "rootfs"):
             return 0
         raise FuseOSError(errno.EACCES)
 
@@ -213,10 +218,15 @@ class KernelFs(Operations):  # type: ignore[misc]
         try:
             if node.name == "boot":
                 request = json.loads(buffer.decode())
-                record = choose(request.get("extlinux"), request.get("files", {}))
-                kernel.power_on(record)
+                with kernel.lock:
+                    slot = RootfsState.from_state(kernel.state.rootfs)
+                    record = choose(request.get("extlinux"), request.get("files", {}), slot)
+                    kernel.state.rootfs = asdict(slot)
+                    kernel.power_on(record)
             elif node.name == "swap":
                 kernel.swap_command(buffer.decode().strip())
+            elif node.name == "rootfs":
+                kernel.rootfs_command(buffer.decode().strip())
         except KernelError as exc:
             raise FuseOSError(exc.errno) from exc
         except (ValueError, AttributeError) as exc:

@@ -264,14 +264,15 @@ def test_isolation_appended_and_other_lines_untouched(fixture_text: Callable[[st
 
 def test_existing_values_replaced_in_place_never_duplicated() -> None:
     document = ExtlinuxConf(
-        "LABEL primary\n LINUX /a\n APPEND ${cbootargs} isolcpus=2,3 quiet "
+        "LABEL primary\n LINUX /a\n APPEND ${cbootargs} root=/dev/sda1 isolcpus=2,3 quiet "
         "rcu-nocbs=1 nohz_full=2 isolcpus=3 splash\n"
     )
     to_set, to_remove = isolation_args([4, 5], flags=[], housekeeping="0-3")
     document.edit_args("primary", to_set, to_remove)
     # isolcpus keeps its place, its later copy goes; rcu-nocbs is rcu_nocbs to the kernel
     assert edited_append(document) == (
-        "${cbootargs} isolcpus=4-5 quiet rcu_nocbs=4-5 nohz_full=4-5 splash irqaffinity=0-3"
+        "${cbootargs} root=/dev/sda1 isolcpus=4-5 quiet rcu_nocbs=4-5 nohz_full=4-5 splash "
+        "irqaffinity=0-3"
     )
 
 
@@ -299,38 +300,43 @@ def test_remove_args_by_name_and_by_value(fixture_text: Callable[[str], bytes]) 
 
 
 def test_spacing_of_untouched_args_kept() -> None:
-    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs}  quiet\tfoo=1   bar\n")
+    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs}  root=/r\tfoo=1   bar\n")
     document.edit_args("a", [("foo", "2")], ["bar"])
-    assert document.render() == "LABEL a\n LINUX /a\n APPEND ${cbootargs}  quiet\tfoo=2\n"
+    assert document.render() == "LABEL a\n LINUX /a\n APPEND ${cbootargs}  root=/r\tfoo=2\n"
 
 
 def test_first_arg_removed_without_leading_space() -> None:
-    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND quiet ${cbootargs} x\n")
+    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND quiet ${cbootargs} root=/r\n")
     document.edit_args("a", remove_args=["quiet"])
-    assert edited_append(document, "a") == "${cbootargs} x"
+    assert edited_append(document, "a") == "${cbootargs} root=/r"
 
 
 def test_new_args_go_before_init_args() -> None:
-    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs} quiet -- single quiet=1\n")
+    document = ExtlinuxConf(
+        "LABEL a\n LINUX /a\n APPEND ${cbootargs} root=/r quiet -- single quiet=1\n"
+    )
     document.edit_args("a", [("nosoftlockup", None), ("quiet", "0")])
-    assert edited_append(document, "a") == "${cbootargs} quiet=0 nosoftlockup -- single quiet=1"
+    assert (
+        edited_append(document, "a")
+        == "${cbootargs} root=/r quiet=0 nosoftlockup -- single quiet=1"
+    )
 
 
 def test_values_with_spaces_are_quoted() -> None:
-    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs}\n")
+    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs} root=/r\n")
     document.edit_args("a", [("dyndbg", "file x.c +p")])
     entry = document.entry("a")
     assert entry is not None
-    assert entry["append"] == '${cbootargs} dyndbg="file x.c +p"'
+    assert entry["append"] == '${cbootargs} root=/r dyndbg="file x.c +p"'
     assert entry["args"]["dyndbg"] == "file x.c +p"
 
 
 def test_comment_after_append_kept() -> None:
-    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs} quiet  # keep me\n")
+    document = ExtlinuxConf("LABEL a\n LINUX /a\n APPEND ${cbootargs} root=/r  # keep me\n")
     document.edit_args("a", [("isolcpus", "4-5")])
     assert (
         document.render()
-        == "LABEL a\n LINUX /a\n APPEND ${cbootargs} quiet isolcpus=4-5  # keep me\n"
+        == "LABEL a\n LINUX /a\n APPEND ${cbootargs} root=/r isolcpus=4-5  # keep me\n"
     )
 
 
@@ -363,10 +369,47 @@ def test_append_must_keep_cbootargs() -> None:
         document.set_value("a", "APPEND", "root=/dev/sda1")
 
 
-def test_entry_without_append_gets_one_with_cbootargs() -> None:
-    document = ExtlinuxConf("LABEL a\n\tLINUX /a\n\tINITRD /i\n")
+def test_entry_without_append_gets_the_booted_entrys_root() -> None:
+    # The APPEND it derives from: the entry L4TLauncher boots now (DEFAULT "b").
+    document = ExtlinuxConf(
+        "DEFAULT b\nLABEL a\n\tLINUX /a\n\tINITRD /i\n"
+        "LABEL b\n\tLINUX /b\n\tAPPEND ${cbootargs} quiet root=PARTUUID=1-2 rw rootwait x=1\n"
+    )
     document.edit_args("a", [("quiet", None)])
-    assert document.render() == "LABEL a\n\tLINUX /a\n\tINITRD /i\n\tAPPEND ${cbootargs} quiet\n"
+    entry = document.entry("a")
+    assert entry is not None
+    assert entry["append"] == "${cbootargs} root=PARTUUID=1-2 rw rootwait quiet"
+
+
+def test_entry_without_append_and_nothing_to_derive_from_is_refused() -> None:
+    text = "LABEL a\n\tLINUX /a\n\tINITRD /i\n"
+    document = ExtlinuxConf(text)
+    with pytest.raises(ExtlinuxError, match="would have no root="):
+        document.edit_args("a", [("quiet", None)])
+    assert document.render() == text
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.set_value("a", "APPEND", "${cbootargs} quiet"), "has no root="),
+        (lambda d: d.edit_args("a", remove_args=["root"]), "has no root="),
+        (lambda d: d.add_entry("n", "/n", append="${cbootargs} rw"), "has no root="),
+        (lambda d: d.copy_entry("b", "n"), "copied from 'b'"),
+    ],
+)
+def test_an_append_without_root_is_never_written(
+    edit: Callable[[ExtlinuxConf], None], message: str
+) -> None:
+    # L4TLauncher.c 1459-1468: only the platform's arguments are appended, never root=.
+    text = (
+        "DEFAULT a\nLABEL a\n LINUX /a\n APPEND ${cbootargs} root=/dev/sda1\n"
+        "LABEL b\n LINUX /b\n APPEND ${cbootargs} quiet\n"
+    )
+    document = ExtlinuxConf(text)
+    with pytest.raises(ExtlinuxError, match=message):
+        edit(document)
+    assert document.render() == text
 
 
 # --- isolation helper ------------------------------------------------------------------
@@ -687,7 +730,10 @@ def test_module_new_entry_from_linux(run_module: RunModule, target: Callable[[st
         initrd="/boot/initrd",
         menu_label="real-time kernel",
     )
-    assert result["entry"]["append"] == "${cbootargs}"
+    # root= and its companions come from the entry L4TLauncher boots now (primary)
+    assert (
+        result["entry"]["append"] == "${cbootargs} root=/dev/mmcblk0p1 rw rootwait rootfstype=ext4"
+    )
     assert result["entry"]["linux"] == "/boot/Image.real-time"
     assert result["entry"]["index"] == 1
 

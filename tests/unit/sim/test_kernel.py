@@ -12,7 +12,9 @@ from jetson_rt.sim.bootloader import BootRecord
 from jetson_rt.sim.kernel import Dir, File, KernelError, Link, Node, SimKernel
 
 
-def boot(kernel: SimKernel, cmdline: str = hw.CBOOTARGS, realtime: bool = False) -> None:
+def boot(
+    kernel: SimKernel, cmdline: str = hw.KERNEL_PARTITION_CMDLINE, realtime: bool = False
+) -> None:
     kernel.power_on(
         BootRecord(
             label="primary",
@@ -115,7 +117,8 @@ def test_boot_applies_isolation_args_and_resets_volatile_state(kernel: SimKernel
     write(kernel, "proc/sys/kernel/sched_rt_runtime_us", "-1")
     boot(
         kernel,
-        hw.CBOOTARGS + " isolcpus=managed_irq,domain,4-5 nohz_full=4-5 irqaffinity=0-3",
+        hw.KERNEL_PARTITION_CMDLINE
+        + " isolcpus=managed_irq,domain,4-5 nohz_full=4-5 irqaffinity=0-3",
         realtime=True,
     )
     assert read(kernel, "sys/devices/system/cpu/isolated") == "4-5"

@@ -14,8 +14,15 @@ this follows L4TLauncher's own parser rather than the syslinux grammar:
   any other line is ignored; TIMEOUT, DEFAULT and MENU TITLE may appear
   anywhere, the other keys belong to the last LABEL above them;
 * at most 10 LABELs; DEFAULT names a LABEL exactly; a DEFAULT that names no
-  LABEL (or no DEFAULT) boots entry 0; ``${cbootargs}`` in APPEND is replaced
-  by the boot arguments of the earlier boot stages.
+  LABEL (or no DEFAULT) boots entry 0; the first ``${cbootargs}`` in APPEND
+  is deleted, and the platform's own arguments are appended at the end of
+  every command line whether the token was there or not (on Orin these are
+  profiler pointers, not ``root=`` or ``console=``), so every APPEND this
+  module writes carries its own ``root=``.
+
+:func:`loader_read` is that reading with nothing refused: what L4TLauncher
+boots from any file (the simulated boot loader uses it). :class:`ExtlinuxConf`
+reads through the same line and key rules and then refuses what is ambiguous.
 
 Anything L4TLauncher would read differently from what the file seems to say is
 refused with the line number (:class:`ExtlinuxError`): per-entry keys before
@@ -51,7 +58,11 @@ __all__ = [
     "MAX_ENTRIES",
     "ExtlinuxConf",
     "ExtlinuxError",
+    "LoaderConfig",
+    "LoaderEntry",
     "isolation_args",
+    "loader_path",
+    "loader_read",
     "parse_args",
 ]
 
@@ -115,6 +126,126 @@ def _classify(clean: str) -> tuple[str | None, str]:
         if clean.startswith(key):
             return key, clean[len(key) :].strip(" \t")
     return "", clean
+
+
+# --- L4TLauncher's reading, nothing refused -----------------------------------
+# Line numbers are edk2-nvidia r36.5.1 Silicon/NVIDIA/Application/L4TLauncher/
+# L4TLauncher.c; ProcessExtLinuxConfig is the same from r36.3.0 on.
+
+
+@dataclass
+class LoaderEntry:
+    """One BootOptions[] slot as ProcessExtLinuxConfig fills it."""
+
+    label: str
+    menu_label: str | None = None
+    linux: str | None = None
+    initrd: str | None = None
+    fdt: str | None = None
+    overlays: str | None = None
+    # APPEND with its first ${cbootargs} (and the spaces after it) deleted (1279-1287);
+    # None when the entry has no APPEND line.
+    append: str | None = None
+
+
+@dataclass
+class LoaderConfig:
+    """What L4TLauncher knows after reading the file."""
+
+    timeout: int
+    default: str | None
+    menu_title: str | None
+    entries: list[LoaderEntry]
+
+    @property
+    def boot_index(self) -> int | None:
+        """DEFAULT by exact StrCmp, the first entry that matches; else entry 0 (1302-1308)."""
+        if not self.entries:
+            return None
+        for number, entry in enumerate(self.entries):
+            if entry.label == self.default:
+                return number
+        return 0
+
+
+_LOADER_FIELDS = {
+    "MENU LABEL": "menu_label",
+    "LINUX": "linux",
+    "INITRD": "initrd",
+    "FDT": "fdt",
+    "OVERLAYS": "overlays",
+    "APPEND": "append",
+}
+
+
+def _decimal(text: str) -> int:
+    # StrDecimalToUintn(): leading decimal digits, 0 when there are none
+    digits = re.match(r"[0-9]*", text)
+    return int(digits.group(0)) if digits and digits.group(0) else 0
+
+
+def loader_read(text: str) -> LoaderConfig:
+    """Read ``text`` exactly as L4TLauncher's ProcessExtLinuxConfig does.
+
+    Nothing is refused: keys before the first LABEL are ignored, a key given
+    twice keeps the last value, an 11th LABEL is dropped while its keys
+    overwrite entry 10, a key glued to its value (``LINUX/boot/Image``) still
+    matches. Paths are as written (see :func:`loader_path`).
+    """
+    timeout = 0
+    default: str | None = None
+    menu_title: str | None = None
+    entries: list[LoaderEntry] = []
+    for raw in text.split("\n"):
+        # FileHandleReturnLine drops CRs; CleanExtLinuxLine cuts at '#' and trims (516-541)
+        key, value = _classify(_clean(raw))
+        if not key:
+            continue
+        # CheckCommandString: case-sensitive prefix match, in this order (1139, 1223-1277)
+        if key == "TIMEOUT":
+            timeout = _decimal(value)
+        elif key == "DEFAULT":
+            default = value
+        elif key == "MENU TITLE":
+            menu_title = value
+        elif key == "LABEL":
+            # only while fewer than MAX_EXTLINUX_OPTIONS entries exist (1241)
+            if len(entries) < MAX_ENTRIES:
+                entries.append(LoaderEntry(label=value))
+        elif entries:
+            # entry keys go to the last entry, also after a dropped 11th LABEL (1249)
+            field = _LOADER_FIELDS[key]
+            setattr(entries[-1], field, _drop_cbootargs(value) if key == "APPEND" else value)
+    return LoaderConfig(timeout, default, menu_title, entries)
+
+
+def _drop_cbootargs(value: str) -> str:
+    """The first ``${cbootargs}`` and the spaces (not tabs) after it go (1279-1287)."""
+    at = value.find(CBOOTARGS)
+    if at < 0:
+        return value
+    after = at + len(CBOOTARGS)
+    while after < len(value) and value[after] == " ":
+        after += 1
+    return value[:at] + value[after:]
+
+
+def loader_path(path: str) -> str:
+    """A path of the file as UEFI opens it on the root partition.
+
+    PathCleanUpDirectories: '/' and '\\' are one separator, '.' and '..' are
+    resolved, doubled separators collapse; a relative path starts at the root.
+    """
+    parts: list[str] = []
+    for part in path.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
 
 
 def _indent(body: str) -> str:
@@ -385,6 +516,22 @@ def _isolation_facts(args: Mapping[str, str | None]) -> dict[str, Any]:
 
 # --- the file -----------------------------------------------------------------
 
+# What an APPEND needs to find its root file system; derived_append() copies them.
+_ROOT_KEYS = ("root", "rootfstype", "rw", "ro", "rootwait")
+
+
+def _require_root(label: str, append: str | None, where: str = "") -> None:
+    """L4TLauncher adds no root= of its own (it appends only the platform's arguments,
+    L4TLauncher.c 1459-1468): an APPEND without root= leaves the kernel no root device."""
+    args = parse_args(append or "")["args"]
+    if not args.get("root"):
+        context = f" ({where})" if where else ""
+        raise ExtlinuxError(
+            f"APPEND for {label!r}{context} has no root=: L4TLauncher appends only the "
+            "platform's own arguments, so the kernel would have no root device; "
+            "copy root= from the entry it derives from"
+        )
+
 
 def _check_value(key: str, value: str) -> str:
     if "\n" in value or "\r" in value:
@@ -646,11 +793,13 @@ class ExtlinuxConf:
                 self._index()
             return
         value = _check_value(key, value)
-        if key == "APPEND" and CBOOTARGS not in value:
-            raise ExtlinuxError(
-                f"APPEND for {label!r} drops {CBOOTARGS}: the boot arguments of the earlier "
-                "boot stages would be lost; keep it in the value"
-            )
+        if key == "APPEND":
+            if CBOOTARGS not in value:
+                raise ExtlinuxError(
+                    f"APPEND for {label!r} drops {CBOOTARGS}: keep it, as NVIDIA's entries do "
+                    "(L4TLauncher deletes it and appends the platform's arguments)"
+                )
+            _require_root(label, value)
         if key in entry.keys:
             if entry.values[key] != value:
                 self._set_line_value(entry.keys[key], key, value)
@@ -678,7 +827,7 @@ class ExtlinuxConf:
         """
         entry = self._find(label)
         current = entry.values.get("APPEND")
-        base = current if current is not None else CBOOTARGS
+        base = current if current is not None else self.derived_append(label)
         new = _edit_args(base, set_args, remove_args)
         if current is None or new != current:
             self.set_value(label, "APPEND", new)
@@ -692,13 +841,19 @@ class ExtlinuxConf:
         initrd: str | None = None,
         fdt: str | None = None,
         overlays: str | None = None,
-        append: str = CBOOTARGS,
+        append: str | None = None,
     ) -> None:
-        """Append a new entry at the end of the file (existing entries keep their numbers)."""
+        """Append a new entry at the end of the file (existing entries keep their numbers).
+
+        Without ``append`` the entry gets ``${cbootargs}`` and the root arguments of
+        the entry L4TLauncher boots now (:meth:`derived_append`).
+        """
         label = _check_value("LABEL", label)
         if label in self.labels:
             raise ExtlinuxError(f"LABEL {label!r} already exists")
         self._check_room()
+        if append is None:
+            append = self.derived_append(label)
         values = {
             "MENU LABEL": menu_label,
             "LINUX": linux,
@@ -709,6 +864,7 @@ class ExtlinuxConf:
         }
         if CBOOTARGS not in append:
             raise ExtlinuxError(f"APPEND for {label!r} must keep {CBOOTARGS}")
+        _require_root(label, append)
         label_indent = ""
         if self._entries:
             label_indent = _indent(self._lines[self._entries[0].start].body)
@@ -728,10 +884,29 @@ class ExtlinuxConf:
         if label in self.labels:
             raise ExtlinuxError(f"LABEL {label!r} already exists")
         self._check_room()
+        _require_root(label, entry.values.get("APPEND"), f"copied from {source!r}")
         bodies = [line.body for line in self._lines[entry.start : entry.end + 1]]
         bodies[0] = f"{_indent(bodies[0])}LABEL {label}"
         self._append_block(bodies)
         self._index()
+
+    def derived_append(self, label: str) -> str:
+        """``${cbootargs}`` and the root arguments (root=, rootfstype=, rw/ro, rootwait)
+        of the entry L4TLauncher boots now: the APPEND of an entry that has none."""
+        boot = self.boot_index()
+        append = None if boot is None else self._entries[boot].values.get("APPEND")
+        kept = [
+            token.text
+            for token in _tokenize(append or "")
+            if token.key in _ROOT_KEYS and (token.key != "root" or token.value)
+        ]
+        if not any(text.startswith("root=") for text in kept):
+            source = "no entry" if boot is None else f"entry {self._entries[boot].label!r}"
+            raise ExtlinuxError(
+                f"APPEND for {label!r} would have no root=, and {source} has one to copy; "
+                "give append with root="
+            )
+        return " ".join([CBOOTARGS, *kept])
 
     def remove_entry(self, label: str) -> None:
         entry = self._find(label)

@@ -70,7 +70,8 @@ options:
     type: str
   overlays:
     description:
-      - The device tree overlays (C(OVERLAYS), space separated); an empty string removes the line.
+      - The device tree overlays (C(OVERLAYS), comma separated, as L4TLauncher splits them);
+        an empty string removes the line.
     type: str
   menu_label:
     description: The menu text (C(MENU LABEL)); an empty string removes the line.
@@ -78,8 +79,13 @@ options:
   append:
     description:
       - Replaces the whole kernel command line (C(APPEND)) of the entry. Must contain
-        C(${cbootargs}). Applied before O(set_args), O(remove_args) and O(isolation).
-      - A new entry created without O(copy_from) gets C(${cbootargs}) when this is not given.
+        C(${cbootargs}) and C(root=). Applied before O(set_args), O(remove_args) and O(isolation).
+      - L4TLauncher deletes C(${cbootargs}) and appends only the platform's own arguments
+        (on Orin, profiler pointers), so C(root=) must be in the APPEND itself. Every APPEND
+        this module writes has one, else the task fails.
+      - A new entry created without O(copy_from), and an entry without C(APPEND) that
+        O(set_args) edits, get C(${cbootargs}) and the C(root=), C(rootfstype=), C(rw) and
+        C(rootwait) arguments of the entry L4TLauncher boots now.
     type: str
   set_args:
     description:
@@ -356,7 +362,6 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jetson_rt.fleet.plugins.module_utils.extlinux import (
-    CBOOTARGS,
     DEFAULT_PATH,
     ExtlinuxConf,
     ExtlinuxError,
@@ -465,7 +470,7 @@ def _ensure_entry(conf: ExtlinuxConf, label: str, params: dict[str, Any]) -> Non
     if params["copy_from"] is not None:
         conf.copy_entry(params["copy_from"], label)
     elif params["linux"]:
-        conf.add_entry(label, params["linux"], append=params["append"] or CBOOTARGS)
+        conf.add_entry(label, params["linux"], append=params["append"] or None)
     else:
         raise ExtlinuxError(
             f"entry {label!r} does not exist; give copy_from (an entry to copy) or "
