@@ -21,6 +21,7 @@ import pytest
 from tests import kernel_repo
 from tests.simfleet import SimFleet, recap, sim_fleet
 
+from jetson_rt import kernel_artifact
 from jetson_rt.sim import hardware as hw
 from jetson_rt.sim.fleet import Host
 
@@ -155,7 +156,40 @@ def test_refused_before_any_change(
     assert "1 of 2 modules lack" in flat(result.stdout)
     assert "kernel/r8168.ko: 5.15.148-tegra SMP mod_unload" in flat(result.stdout)
 
+    # an APPEND without root=: L4TLauncher appends only the platform's arguments, so the
+    # module refuses to write it (here a candidate APPEND that is ${cbootargs} and isolation)
+    refused = fleet.ansible(
+        host.name,
+        "-b",
+        "-m",
+        "jetson_rt.fleet.extlinux",
+        "-a",
+        "label=real-time linux=/boot/Image copy_from=primary "
+        "append='${cbootargs} isolcpus=managed_irq,domain,4-5'",
+    )
+    assert refused.returncode != 0
+    assert "has no root=" in flat(refused.stdout)
+
     assert fingerprint(fleet, host) == before
+
+
+def unloadable_artifact(work: Path, name: str) -> tuple[Path, str]:
+    """An artifact whose Image L4TLauncher cannot load (a copy cut short: not a kernel)."""
+    src = work / f"{name}-src"
+    release = "5.15.148-rt-jetson-rt"
+    kernel = src / "modules" / "lib" / "modules" / release / "kernel"
+    kernel.mkdir(parents=True)
+    image = src / "Image"
+    image.write_bytes(b"MZ\x00\x00")
+    config = src / "config"
+    config.write_text("CONFIG_PREEMPT_RT=y\n")
+    (kernel / "nvgpu.ko").write_text(f"vermagic={release} SMP preempt_rt mod_unload aarch64\n")
+    members = kernel_artifact.collect_members(image, config, modules_root=src / "modules")
+    manifest = kernel_artifact.build_manifest(
+        members, l4t_release=kernel_repo.L4T, kernel_release=release, config=config
+    )
+    dest = work / f"{name}.tar.gz"
+    return dest, kernel_artifact.pack(members, manifest, dest)
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +304,28 @@ def artifact_scenario(fleet: SimFleet, host: Host, work: Path) -> None:
     assert [line.split()[3] for line in log] == ["panic", "panic", "ok"], log
     assert "label=primary" in log[-1]
     assert running(fleet, host) == (hw.STOCK_RELEASE, "0")
+    # two failed boots took slot A's retry count to 1; the good boot put it back to 3
+    assert "retry_count: 3," in fleet.sudo(host, "nvbootctrl -t rootfs dump-slots-info")
+
+    # a candidate whose image cannot be loaded: L4TLauncher does not try entry 0, it boots
+    # the kernel partition's kernel with that kernel's own command line; the role sees a
+    # command line without the candidate's arguments, says so and reverts
+    unloadable, unloadable_sha = unloadable_artifact(work, "unloadable")
+    boots = len(boot_log(fleet, host))
+    result = play(
+        fleet,
+        host,
+        *artifact_args(unloadable, unloadable_sha, "-e", "rt_kernel_failure_policy=continue"),
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    out = flat(result.stdout)
+    assert "REVERTED to" in out and "did not boot entry real-time" in out
+    assert "the kernel partition's kernel" in out
+    log = boot_log(fleet, host)[boots:]
+    assert "linux=kernel partition" in log[0] and "is not a bootable image" in log[0], log
+    assert "label=primary" in log[-1], log
+    assert running(fleet, host) == (hw.STOCK_RELEASE, "0")
+    assert default_label(fleet, host) == "primary"
 
     # a good artifact: installed, checked and kept, with its modules
     good, good_sha = kernel_repo.make_artifact(work, "good")

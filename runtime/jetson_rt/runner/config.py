@@ -95,6 +95,8 @@ class TaskConfig:
     input: InputConfig
     sla: SlaConfig
     degradation: DegradationConfig
+    # Backend errors in a row after which the runner exits for a restart.
+    max_consecutive_errors: int = 10
 
 
 @dataclass(frozen=True)
@@ -611,6 +613,7 @@ def _task(
         errors.add(f"{where}.name", "task names start with a letter and use letters, digits, _ . -")
     tiers = _tier_list(section.raw("tiers"), f"{where}.tiers", models, errors)
     priority = section.int_("priority", 50, 1, 99)
+    max_errors = section.int_("max_consecutive_errors", 10, 1, 1_000_000)
     period_ms = section.float_("period_ms", 0.0, 0.0, 60_000.0)
     deadline_ms = section.float_("deadline_ms", 0.0, 0.0, 60_000.0, lo_open=True)
     if not section.has("deadline_ms"):
@@ -649,6 +652,7 @@ def _task(
         input=input_config,
         sla=sla,
         degradation=degradation,
+        max_consecutive_errors=max_errors,
     )
 
 

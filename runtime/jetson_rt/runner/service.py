@@ -16,7 +16,11 @@ SIGTERM and SIGINT stop the loop between rounds; the final stats are written,
 the backends deactivated, ``STOPPING=1`` sent. A watchdog timeout writes the
 stats with state ``watchdog_timeout`` and exits with :data:`WATCHDOG_EXIT_CODE`
 (or first switches to the fallback tier when ``watchdog.action`` is
-``fallback``), so that systemd's ``Restart=on-failure`` restarts the service.
+``fallback``, and never climbs back into the tier that hung), so that systemd's
+``Restart=on-failure`` restarts the service. A backend that cannot go on (a
+sticky CUDA error, or ``max_consecutive_errors`` errors in a row) stops the loop
+and the watchdog's beats, writes the stats with state ``backend_fault`` and
+exits with :data:`BACKEND_FAULT_EXIT_CODE`, for the same restart.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from types import FrameType
 from jetson_rt import __version__, platform
 from jetson_rt.backends import create_backend
 from jetson_rt.backends.base import Backend
-from jetson_rt.errors import ConfigError, EngineError, PlatformError
+from jetson_rt.errors import ConfigError, EngineError, JetsonRtError, PlatformError
 from jetson_rt.log import logger
 from jetson_rt.runner import events
 from jetson_rt.runner.config import ModelConfig, RunnerConfig, engine_problem, problem_list
@@ -59,6 +63,9 @@ from jetson_rt.runner.watchdog import Watchdog
 
 # EX_SOFTWARE from sysexits.h: the loop hung; systemd's Restart=on-failure restarts it.
 WATCHDOG_EXIT_CODE = 70
+# EX_UNAVAILABLE from sysexits.h: a backend cannot go on (a sticky CUDA error, or too
+# many errors in a row); only a new process recovers, so systemd restarts it.
+BACKEND_FAULT_EXIT_CODE = 69
 
 BackendFactory = Callable[[ModelConfig], Backend]
 
@@ -138,6 +145,8 @@ class Runner:
         self._stopped = False
         self._switch_interval: float | None = None
         self._stop_requested = False
+        # After a sticky CUDA error no call into the context is made again, not even a free.
+        self._context_lost = False
         self.error: str | None = None
 
     # --- startup ----------------------------------------------------------------
@@ -242,7 +251,14 @@ class Runner:
                     tier.warmup = known
                     tier.settle_clock()
                     continue
-                result = warm_up(tier.backend, self.config.warmup)
+                try:
+                    result = warm_up(tier.backend, self.config.warmup)
+                except JetsonRtError:
+                    raise
+                except Exception as exc:  # a backend's own error type: say where it happened
+                    raise EngineError(
+                        f"warm-up of {task.name}/{tier.name} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
                 done[id(tier.backend)] = result
                 tier.warmup = result
                 tier.settle_clock()
@@ -276,17 +292,31 @@ class Runner:
             scheduler = self.scheduler
             if scheduler is None:
                 raise ConfigError("the runner has no tasks")
+            fault = ""
             try:
                 if not self._stop_requested:
                     self.watchdog.arm()
                     scheduler.run(duration_s=duration_s, max_inferences=max_inferences)
+                    fault = scheduler.fault
+                    if fault:
+                        self._on_fault(fault)
             except BaseException as exc:
                 self.state = "failed"
                 self.error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 self.shutdown()
-        return 0
+        return BACKEND_FAULT_EXIT_CODE if fault else 0
+
+    def _on_fault(self, reason: str) -> None:
+        """The loop stopped on a backend fault: say why, exit for a restart."""
+        self.watchdog.disarm()
+        self.state = "backend_fault"
+        self.error = reason
+        self._context_lost = "sticky CUDA error" in reason
+        logger.error(
+            "%s; exiting with %d so systemd restarts the service", reason, BACKEND_FAULT_EXIT_CODE
+        )
 
     def stop(self) -> None:
         """Stop the loop between rounds (any thread, or a signal handler)."""
@@ -328,7 +358,7 @@ class Runner:
             return
         self._stopped = True
         self.watchdog.disarm()
-        if self.state not in ("failed", "watchdog_timeout"):
+        if self.state not in ("failed", "watchdog_timeout", "backend_fault"):
             self.state = state
         self.notifier.stopping(f"stopping: {self.summary()}")
         if self.reporter is not None:
@@ -354,6 +384,8 @@ class Runner:
             for tier in task.tiers:
                 tier.freeze()
         for name, backend in self.backends.items():
+            if self._context_lost:
+                break  # the process exits next; its end frees the context
             try:
                 backend.deactivate()
             except Exception:
@@ -379,6 +411,20 @@ class Runner:
             )
             targets = [self.tasks[current]] if 0 <= current < len(self.tasks) else self.tasks
             for task in targets:
+                hung = task.controller.tier
+                if hung < task.controller.model_tiers:
+                    # Not climbed back into until the service restarts.
+                    task.controller.retire(hung)
+                    logger.error(
+                        "task %s: tier %d (%s) is retired until the service restarts",
+                        task.name,
+                        hung,
+                        task.tiers[hung].name,
+                    )
+                    if hung == task.controller.model_tiers - 1:
+                        # No model tier is left to serve: once the call returns, the
+                        # loop stops and the service exits for a restart.
+                        task.fault = f"tier {hung} ({task.tiers[hung].name}) hung, no tier below it"
                 task.controller.request_tier(fallback)
             return
         self.state = "watchdog_timeout"

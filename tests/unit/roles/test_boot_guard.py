@@ -13,7 +13,8 @@ GUARD = (
     Path(__file__).resolve().parents[3] / "roles" / "rt_kernel" / "files" / "jetson-rt-boot-guard"
 )
 EXTLINUX = """TIMEOUT 30
-default real-time  # set by the installer
+DEFAULT real-time  # set by the installer
+default primary
 
 LABEL primary
       LINUX /boot/Image
@@ -52,11 +53,7 @@ class Guard:
         return dict(line.split("=", 1) for line in out.splitlines())
 
     def default(self) -> str:
-        lines = [
-            line
-            for line in self.conf.read_text().splitlines()
-            if line.startswith(("DEFAULT", "default"))
-        ]
+        lines = [line for line in self.conf.read_text().splitlines() if line.startswith("DEFAULT")]
         assert len(lines) == 1
         return lines[0].split()[1]
 
@@ -87,7 +84,7 @@ def test_reverts_on_the_nth_unconfirmed_boot(guard: Guard) -> None:
     assert guard.default() == "primary"
     # only the DEFAULT line changed; comments and entries are kept
     assert guard.conf.read_text() == EXTLINUX.replace(
-        "default real-time  # set by the installer", "DEFAULT primary"
+        "DEFAULT real-time  # set by the installer", "DEFAULT primary"
     )
     # a reverted guard no longer counts
     guard.new_boot()
@@ -104,7 +101,7 @@ def test_confirmed_candidate_is_left_alone(guard: Guard) -> None:
 
 
 def test_boots_of_another_entry_are_not_counted(guard: Guard) -> None:
-    guard.conf.write_text(EXTLINUX.replace("default real-time", "DEFAULT primary"))
+    guard.conf.write_text(EXTLINUX.replace("DEFAULT real-time", "DEFAULT primary"))
     guard("arm", "real-time", "primary", "1")
     guard("boot")
     assert guard.status()["boots"] == "0"
@@ -118,3 +115,29 @@ def test_revert_records_the_reason_and_bad_arguments_are_refused(guard: Guard) -
     assert guard("arm", "real-time", "primary", "0").returncode == 2
     assert guard("disarm").returncode == 0
     assert guard.status()["result"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("lines", "counted"),
+    [
+        # L4TLauncher.c r36.5.1: a case-sensitive prefix (1139), the last DEFAULT wins (1231)
+        ("DEFAULT primary\nDEFAULT real-time\n", True),
+        ("DEFAULT real-time\nDEFAULT primary\n", False),
+        ("default real-time\n", False),  # not a DEFAULT line: entry 0 boots
+        ("DEFAULT\treal-time\t# tab and comment\n", True),
+        ("DEFAULT real-time\r\n", True),  # CR dropped
+        ("  # DEFAULT real-time\n", False),
+    ],
+)
+def test_default_is_read_as_the_loader_reads_it(guard: Guard, lines: str, counted: bool) -> None:
+    entries = EXTLINUX.split("\n", 3)[3]
+    guard.conf.write_text("TIMEOUT 30\n" + lines + entries)
+    guard("arm", "real-time", "primary", "1")
+    guard("boot")
+    assert guard.status()["boots"] == ("1" if counted else "0")
+    if counted:
+        # every DEFAULT line now names the known-good entry, CRLF kept
+        text = guard.conf.read_bytes().decode()
+        assert "DEFAULT real-time" not in text
+        if "\r\n" in lines:
+            assert "DEFAULT primary\r\n" in text
