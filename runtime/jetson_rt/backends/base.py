@@ -23,6 +23,22 @@ BackendName = Literal["tensorrt", "onnxruntime"]
 Stage = Literal["h2d", "infer", "d2h"]
 
 
+# cudaError_t values after which the process's CUDA context is unusable: "any further
+# CUDA work will return the same error ... the process must be terminated and
+# relaunched" (CUDA runtime API). ECC uncorrectable (214), illegal address (700),
+# launch timeout (702), device assert (710), hardware stack error (714), illegal
+# instruction (715), misaligned address (716), invalid address space (717), invalid
+# PC (718), launch failure (719).
+STICKY_CUDA_ERRORS = frozenset({214, 700, 702, 710, 714, 715, 716, 717, 718, 719})
+
+
+def is_sticky(exc: BaseException) -> bool:
+    """True when ``exc`` is a CUDA error that leaves the context unusable (see above)."""
+    from jetson_rt.cuda.api import CudaError
+
+    return isinstance(exc, CudaError) and exc.code in STICKY_CUDA_ERRORS
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """Name, shape (concrete, after profile selection) and dtype of one I/O tensor."""

@@ -167,12 +167,14 @@ class Task:
         "_tier",
         "backend_errors",
         "config",
+        "consecutive_errors",
         "controller",
         "deadline_misses",
         "deadline_ns",
         "emergency_ns",
         "emergency_results",
         "events",
+        "fault",
         "hist",
         "index",
         "inferences",
@@ -219,6 +221,10 @@ class Task:
         self.inferences = 0
         self.deadline_misses = 0
         self.backend_errors = 0
+        # Backend errors since the last good inference, and the reason the task can go
+        # no further ("" while it can): a sticky CUDA error, or too many errors in a row.
+        self.consecutive_errors = 0
+        self.fault = ""
         self.emergency_results = 0
         self.overruns = 0
         self.result_seq = 0
@@ -277,17 +283,33 @@ class Task:
             backend.execute()
             self._t3 = clock()
             backend.stage_out()
-        except Exception:
-            return self._failed(clock())
+        except Exception as exc:
+            return self._failed(clock(), exc)
         self._t4 = clock()
         return tier.lane
 
-    def _failed(self, now_ns: int) -> int:
-        """A backend raised: count it as an error and a violation; no result this round."""
+    def _failed(self, now_ns: int, exc: Exception) -> int:
+        """A backend raised: count it as an error and a violation; no result this round.
+
+        A sticky CUDA error, or ``max_consecutive_errors`` errors in a row, sets
+        :attr:`fault`; the scheduler then stops and the service exits for a restart.
+        """
         self.backend_errors += 1
+        self.consecutive_errors += 1
         self.events.push(now_ns, events.BACKEND_ERROR, self.index, self.controller.tier)
         self.controller.observe(True, now_ns)
         self._tier = None
+        if not self.fault:
+            from jetson_rt.backends.base import is_sticky
+
+            limit = self.config.max_consecutive_errors
+            if is_sticky(exc):
+                self.fault = f"sticky CUDA error in tier {self.controller.tier}: {exc}"
+            elif limit and self.consecutive_errors >= limit:
+                self.fault = (
+                    f"{self.consecutive_errors} backend errors in a row, the last: "
+                    f"{type(exc).__name__}: {exc}"
+                )
         return 0
 
     def finish(self) -> None:
@@ -300,8 +322,8 @@ class Task:
         clock = time.perf_counter_ns
         try:
             backend.synchronize()
-        except Exception:
-            self._failed(clock())
+        except Exception as exc:
+            self._failed(clock(), exc)
             return
         t5 = clock()
         # Post: the hand-off of the result (the outputs stay in the backend's host arrays).
@@ -328,6 +350,7 @@ class Task:
             latency = t6 - frame_time
             rec_e2e(latency)
         self.inferences += 1
+        self.consecutive_errors = 0
         self.tier_counts[tier.index] += 1
         missed = latency > self.deadline_ns
         if missed:
@@ -346,8 +369,16 @@ class Scheduler:
         self.stop_requested = False
         self.rounds = 0
         self.current_task = -1
+        # Why the loop stopped on its own ("" when it did not): the service's exit reason.
+        self.fault = ""
 
     def stop(self) -> None:
+        self.stop_requested = True
+
+    def _faulted(self, task: Task) -> None:
+        """``task`` cannot go on (see :attr:`Task.fault`): stop the loop, keep the reason."""
+        if not self.fault:
+            self.fault = f"task {task.name}: {task.fault}"
         self.stop_requested = True
 
     def run(self, duration_s: float | None = None, max_inferences: int | None = None) -> None:
@@ -358,6 +389,7 @@ class Scheduler:
         sleep = time.sleep
         end_ns = clock() + int(duration_s * 1e9) if duration_s is not None else 0
         limit = max_inferences if max_inferences is not None else 0
+        self.fault = ""
         if len(tasks) == 1:
             self._run_one(tasks[0], end_ns, limit)
             return
@@ -384,6 +416,10 @@ class Scheduler:
                     running.finish()
                     started[slot] = None
             self.current_task = -1
+            faulted = _first_fault(tasks)
+            if faulted is not None:
+                self._faulted(faulted)
+                break  # no beat: the service exits for a restart
             self.rounds += 1
             beat()
             if limit and _total(tasks) >= limit:
@@ -406,6 +442,9 @@ class Scheduler:
             ran = task.next_due_ns <= now and task.begin(now, 0)
             if ran:
                 task.finish()
+            if task.fault:
+                self._faulted(task)
+                break  # no beat: the service exits for a restart
             rounds += 1
             beat()
             if limit and task.inferences >= limit:
@@ -426,6 +465,13 @@ class Scheduler:
             # A due task had no input yet (live source): poll again shortly.
             wait = 100_000
         sleep(wait / 1e9)
+
+
+def _first_fault(tasks: Sequence[Task]) -> Task | None:
+    for task in tasks:
+        if task.fault:
+            return task
+    return None
 
 
 def _total(tasks: Sequence[Task]) -> int:

@@ -7,7 +7,9 @@ result. ``step_down_after`` consecutive deadline violations step one tier down,
 emergency tier probes the last model tier again after ``emergency_hold_ms``.
 
 Other threads (thermal monitor, watchdog) never touch the counters: they post a
-floor or a forced tier, which the loop applies at its next :meth:`poll`.
+floor or a forced tier, which the loop applies at its next :meth:`poll`. A tier
+whose inference hung is retired (:meth:`TierController.retire`): the floor stays
+below it until the process restarts, so the ladder never climbs back into it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class TierController:
         "_forced_seq",
         "_ok",
         "_requested_floor",
+        "_retired_floor",
         "_since_ns",
         "_task",
         "changes",
@@ -64,6 +67,7 @@ class TierController:
         self._ok = 0
         self._since_ns = 0
         self._requested_floor = 0
+        self._retired_floor = 0
         self._forced = -1
         self._forced_seq = 0
         self._forced_seen = 0
@@ -81,6 +85,15 @@ class TierController:
         self._requested_floor = max(0, min(floor, self.lowest))
         self.pending = True
 
+    def retire(self, tier: int) -> None:
+        """Never serve ``tier`` or a better one again in this process (its inference hung)."""
+        self._retired_floor = max(self._retired_floor, min(tier + 1, self.lowest))
+        self.pending = True
+
+    @property
+    def retired_floor(self) -> int:
+        return self._retired_floor
+
     def request_tier(self, tier: int) -> None:
         """Switch to ``tier`` at the next poll (-1: the emergency tier, else the lowest)."""
         self._forced = self.lowest if tier < 0 else min(tier, self.lowest)
@@ -96,8 +109,9 @@ class TierController:
         during the call sets it again and is applied at the next round.
         """
         self.pending = False
-        if self._requested_floor != self.floor:
-            self.floor = self._requested_floor
+        floor = max(self._requested_floor, self._retired_floor)
+        if floor != self.floor:
+            self.floor = floor
             self._events.push(now_ns, events.THERMAL_FLOOR, self._task, self.floor, self.tier)
             if self.tier < self.floor:
                 self._set(self.floor, now_ns, events.TIER_DOWN)

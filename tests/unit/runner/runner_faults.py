@@ -28,6 +28,7 @@ class FaultyBackend:
         self._slow_left = 0
         self._slow_s = 0.0
         self._fail_left = 0
+        self._fail_with: Exception | None = None
         self._hang_after = -1
         self.hanging = threading.Event()
         self.release = threading.Event()
@@ -38,8 +39,10 @@ class FaultyBackend:
         self._slow_s = extra_ms / 1e3
         self._slow_left = count
 
-    def fail(self, count: int) -> None:
+    def fail(self, count: int, error: Exception | None = None) -> None:
+        """Raise in the next ``count`` executions (``error``, else a RuntimeError)."""
         self._fail_left = count
+        self._fail_with = error
 
     def hang_after(self, executions: int) -> None:
         """Block inside ``execute`` once ``executions`` more calls were made, until released."""
@@ -79,7 +82,7 @@ class FaultyBackend:
             self.release.wait(timeout=30.0)
         if self._fail_left > 0:
             self._fail_left -= 1
-            raise RuntimeError("injected backend failure")
+            raise self._fail_with or RuntimeError("injected backend failure")
         if self._slow_left > 0:
             self._slow_left -= 1
             time.sleep(self._slow_s)

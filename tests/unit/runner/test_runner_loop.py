@@ -289,9 +289,10 @@ def test_hung_inference_trips_the_watchdog_within_its_timeout(
 
 
 def test_watchdog_fallback_switches_to_the_emergency_tier(
-    base_config: Callable[..., Doc],
+    base_config: Callable[..., Doc], models: dict[str, GeneratedModel]
 ) -> None:
-    doc = base_config(watchdog={"timeout_ms": 150, "action": "fallback"})
+    doc = two_tier_doc(base_config, models)
+    doc["watchdog"] = {"timeout_ms": 150, "action": "fallback"}
     doc["tasks"][0]["degradation"] = {"emergency": True, "emergency_hold_ms": 100}
     factory = Factory(faulty=("mlp",))
     exits: list[int] = []
@@ -314,7 +315,8 @@ def test_watchdog_fallback_switches_to_the_emergency_tier(
     assert exits == []
     assert runner.watchdog_fallbacks == 1
     assert task.emergency_results >= 1
-    assert task.controller.tier == 0  # recovered after the hold
+    # Recovered after the hold, to the tier below the one that hung (retired until restart).
+    assert task.controller.tier == 1
 
 
 def test_rt_steps_that_fail_degrade_with_a_reason(
