@@ -37,7 +37,7 @@ fi
 stamp=".venv/.jetson-rt-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[controller,dev,ort,metrics]'
+  .venv/bin/pip install -q -e '.[controller,dev,ort,metrics,publish]'
   # tensorrt-stubs declares a dependency on the TensorRT wheel, which is hosted
   # outside the package index: take the stubs alone.
   .venv/bin/pip install -q --no-deps 'tensorrt-stubs>=10.0,<11'

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "jetson_rt.sim.cli",
     "jetson_rt.engine.cli",
     "jetson_rt.runner.cli",
+    "jetson_rt.runner.listen",
     "jetson_rt.report.cli",
 )
 

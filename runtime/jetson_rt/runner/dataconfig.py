@@ -55,8 +55,6 @@ class PublishConfig:
     listen: tuple[str, ...] = ()
     # Result slots between the loop and the publisher thread; a full queue drops.
     queue: int = 4
-    # Zenoh's shared-memory transport for subscribers on the same host.
-    shared_memory: bool = False
 
 
 def parse_video(section: _Section, errors: _Errors) -> VideoSettings:
@@ -140,7 +138,6 @@ def parse_publish(section: _Section, errors: _Errors) -> PublishConfig:
         connect=_endpoints(section, "connect", errors),
         listen=_endpoints(section, "listen", errors),
         queue=section.int_("queue", 4, 1, 1024),
-        shared_memory=section.bool_("shared_memory", False),
     )
     section.done()
     if config.enabled and config.mode == "client" and not config.connect:

@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import isnan
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from jetson_rt.runner.sla import SlaTracker
 from jetson_rt.runner.sources import FILLED, InputSource
 from jetson_rt.runner.tiers import TierController
 
+if TYPE_CHECKING:
+    from jetson_rt.runner.results import ResultHub
+
 Array = npt.NDArray[np.generic]
 
 # Lanes a round can use once each: one engine per accelerator at a time.
@@ -42,6 +46,10 @@ LANE_BITS = {"gpu": 1, "dla": 2, "cpu": 4}
 
 # Stage histograms every task keeps, in report order.
 STAGES = ("pre", "h2d", "infer", "d2h", "post", "total", "enqueue", "e2e")
+# Glass-to-result stages of a live source, from the frame's capture time (guide 1.3,
+# 7.3, Appendix B): its input filled, its inference done; ``e2e`` is its result handed
+# to the consumers, and the publisher keeps capture to published.
+GLASS_STAGES = ("capture_to_input", "capture_to_done")
 
 
 @dataclass
@@ -158,6 +166,7 @@ class Task:
     """A task's state in the loop: tiers, source, counters, histograms, SLA."""
 
     __slots__ = (
+        "_glass",
         "_rec",
         "_t0",
         "_t1",
@@ -176,6 +185,7 @@ class Task:
         "events",
         "fault",
         "hist",
+        "hub",
         "index",
         "inferences",
         "name",
@@ -218,6 +228,11 @@ class Task:
         self.hist = {stage: LatencyHistogram() for stage in STAGES}
         # Bound record methods in STAGES order: no dict or attribute lookups per inference.
         self._rec = tuple(self.hist[stage].record for stage in STAGES)
+        for stage in GLASS_STAGES:
+            self.hist[stage] = LatencyHistogram()
+        self._glass = tuple(self.hist[stage].record for stage in GLASS_STAGES)
+        # Where results go (runner.results.ResultHub), None when nobody listens.
+        self.hub: ResultHub | None = None
         self.inferences = 0
         self.deadline_misses = 0
         self.backend_errors = 0
@@ -330,6 +345,13 @@ class Task:
         times = backend.stage_times_ms()
         self.result_tier = tier.index
         self.result_seq += 1
+        hub = self.hub
+        if hub is not None and hub.queues:
+            source = self.source
+            capture = source.frame_time_ns
+            met = t5 - (capture or self._t0) <= self.deadline_ns
+            for queue in hub.queues:
+                queue.offer(self, tier, source.frame_id, capture, self._t0, t5, met)
         t6 = clock()
         t0, t1, t2, t3, t4 = self._t0, self._t1, self._t2, self._t3, self._t4
         rec_pre, rec_h2d, rec_infer, rec_d2h, rec_post, rec_total, rec_enqueue, rec_e2e = self._rec
@@ -349,6 +371,9 @@ class Task:
         if frame_time:
             latency = t6 - frame_time
             rec_e2e(latency)
+            glass_input, glass_done = self._glass
+            glass_input(t1 - frame_time)
+            glass_done(t5 - frame_time)
         self.inferences += 1
         self.consecutive_errors = 0
         self.tier_counts[tier.index] += 1

@@ -96,6 +96,7 @@ class RunnerCollector:
             if pct is not None:
                 sla.add_metric([task.name], pct / 100.0)
         yield from (latency, inferences, misses, rejected, errors, tier, sla)
+        yield from self._data_path()
 
         health = runner.health.latest
         temps = GaugeMetricFamily(
@@ -124,6 +125,59 @@ class RunnerCollector:
         yield CounterMetricFamily(
             "jetson_rt_watchdog_timeouts", "Watchdog timeouts", value=runner.watchdog.timeouts
         )
+
+    def _data_path(self) -> Iterator[Any]:
+        """Glass-to-result histograms, live input state, result consumers."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        glass = HistogramMetricFamily(
+            "jetson_rt_glass_to_result_seconds",
+            "From a frame's capture time (buffer PTS on CLOCK_MONOTONIC) to a stage: "
+            "input filled, inference done, result handed over, result published",
+            labels=["task", "stage"],
+        )
+        for task in self.runner.tasks:
+            for stage, label in GLASS_EXPORT:
+                hist = task.hist.get(stage)
+                if hist is None or hist.count == 0:
+                    continue
+                buckets = [
+                    (repr(edge) if edge != float("inf") else "+Inf", count)
+                    for edge, count in hist.cumulative_buckets(EXPORT_EDGES_NS)
+                ]
+                glass.add_metric([task.name, label], buckets, sum_value=hist.sum_ns / 1e9)
+        yield glass
+        events = CounterMetricFamily(
+            "jetson_rt_input_events",
+            "Live input events: frames, frame-number gaps, ends of stream, errors, restarts",
+            labels=["task", "event"],
+        )
+        for task in self.runner.tasks:
+            source = task.source
+            for event in ("frames", "gaps", "eos", "errors", "stalls", "restarts"):
+                value = getattr(source, event, None)
+                if isinstance(value, int):
+                    events.add_metric([task.name, event], value)
+            events.add_metric([task.name, "dropped"], source.dropped)
+        yield events
+        results = CounterMetricFamily(
+            "jetson_rt_results",
+            "Results per consumer: delivered, or dropped because the consumer was busy",
+            labels=["consumer", "outcome"],
+        )
+        for consumer in self.runner.hub.consumers:
+            results.add_metric([consumer.name, "delivered"], consumer.queue.delivered)
+            results.add_metric([consumer.name, "dropped"], consumer.queue.dropped)
+        yield results
+
+
+# Task histogram -> stage label of jetson_rt_glass_to_result_seconds.
+GLASS_EXPORT = (
+    ("capture_to_input", "input_filled"),
+    ("capture_to_done", "inference_done"),
+    ("e2e", "result"),
+    ("capture_to_published", "published"),
+)
 
 
 class MetricsServer:

@@ -49,6 +49,7 @@ from jetson_rt.runner.loop import Scheduler, Task, Tier, WarmupResult, warm_up
 from jetson_rt.runner.metrics import MetricsServer
 from jetson_rt.runner.notify import SystemdNotifier
 from jetson_rt.runner.preflight import host_problems
+from jetson_rt.runner.results import CallbackConsumer, Result, ResultHub, ResultIterator
 from jetson_rt.runner.rt import RtStatus, apply_rt
 from jetson_rt.runner.sources import InputSource, create_source
 from jetson_rt.runner.stats import (
@@ -119,6 +120,7 @@ class Runner:
         exit_fn: Callable[[int], object] = os._exit,
         platform_root: str = platform.ROOT,
         stats_path: Path | None = None,
+        on_result: Callable[[Result], object] | None = None,
     ) -> None:
         self.config = config
         self._factory = backend_factory
@@ -148,6 +150,14 @@ class Runner:
         # After a sticky CUDA error no call into the context is made again, not even a free.
         self._context_lost = False
         self.error: str | None = None
+        # Result consumers: the embedding program's callback and iterators, the publisher.
+        self.hub = ResultHub()
+        if on_result is not None:
+            self.add_result_callback(on_result)
+        if config.publish.enabled:
+            from jetson_rt.runner.publish import ZenohPublisher
+
+            self.hub.add(ZenohPublisher(config.publish))
 
     # --- startup ----------------------------------------------------------------
 
@@ -169,6 +179,7 @@ class Runner:
             raise
         self.health.controllers = [task.controller for task in self.tasks]
         self.health.start()
+        self.hub.start()
         self.metrics.start()
         self.reporter = StatsReporter(
             interval_s=self.config.stats.interval_s,
@@ -205,7 +216,35 @@ class Runner:
             raise
         if self.scheduler is None:
             raise ConfigError("the runner has no tasks")
+        self.hub.start()
         return self.scheduler
+
+    def add_result_callback(
+        self, callback: Callable[[Result], object], *, queue: int = 4, slow_ms: float = 10.0
+    ) -> CallbackConsumer:
+        """Call ``callback(result)`` for every result, on a thread of its own.
+
+        The result's output views stay valid until the callback returns (use
+        ``result.copy()`` to keep them). A callback that raises is counted and
+        logged; one slower than ``slow_ms`` is counted; while it is busy, results
+        beyond ``queue`` are dropped for it and counted. None of it slows the loop.
+        """
+        consumer = CallbackConsumer(
+            callback, name=f"callback-{len(self.hub.consumers) + 1}", size=queue, slow_ms=slow_ms
+        )
+        self.hub.add(consumer)
+        return consumer
+
+    def results(self, queue: int = 4) -> ResultIterator:
+        """An iterator over results, for a thread of the embedding program.
+
+        Each result's views stay valid until the next ``next()``; results the
+        reader was too slow for are dropped (counted); iteration ends when the
+        runner stops.
+        """
+        iterator = ResultIterator(queue, name=f"iterator-{len(self.hub.consumers) + 1}")
+        self.hub.add(iterator)
+        return iterator
 
     def release(self) -> None:
         """Free what :meth:`prepare` set up (results are kept, see ``Tier.results``)."""
@@ -238,6 +277,9 @@ class Runner:
                 raise ConfigError(
                     f"watchdog.fallback_tier {fallback} is past task {task.name}'s tiers"
                 )
+        self.hub.bind(self.tasks)
+        for task in self.tasks:
+            task.hub = self.hub
         self.scheduler = Scheduler(self.tasks, self.watchdog.beat)
 
     def _warm_up(self) -> None:
@@ -378,6 +420,7 @@ class Runner:
         logger.info("runner stopped: %s", self.summary())
 
     def _release(self) -> None:
+        self.hub.stop()
         for task in self.tasks:
             with contextlib.suppress(Exception):
                 task.source.stop()
@@ -511,6 +554,7 @@ class Runner:
             },
             "health": {**self.health.latest.to_dict(), "inputs": self._input_health()},
             "metrics": self.metrics.describe(),
+            "results": self.hub.describe(),
             "events_lost": self.events.lost,
             **budget,
             "tasks": {task.name: task_snapshot(task, now_ns) for task in self.tasks},
