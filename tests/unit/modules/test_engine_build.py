@@ -181,3 +181,53 @@ def test_unparseable_output_is_a_failure() -> None:
     with pytest.raises(utils.BuildError, match="no JSON"):
         utils.parse_build_output(0, "built it\n", "", "/e/m.engine")
     assert utils.parse_check_output(1, "", "Traceback\nImportError: x\n")["changed"] is True
+
+
+def store_copy(output: Path, store: Path) -> Path:
+    """What the role's engine cache keeps for one fingerprint: every file of the artifact."""
+    store.mkdir(parents=True, exist_ok=True)
+    for path in output.parent.glob(output.name + "*"):
+        (store / path.name).write_bytes(path.read_bytes())
+    return store
+
+
+def test_fingerprint_only_builds_nothing(
+    run_module: Callable[..., dict[str, Any]], jetson_rt: str, model: Path
+) -> None:
+    result = run_module(engine_build.main, fingerprint_only=True, **args(jetson_rt, model))
+    assert result["changed"] is False
+    assert len(result["fingerprint"]) == 64
+    assert result["fingerprint_inputs"]["target"] == "cpu"
+    assert not model.with_name("model.ort.onnx").exists()
+
+
+def test_imports_a_verified_copy_then_changes_nothing(
+    run_module: Callable[..., dict[str, Any]], jetson_rt: str, model: Path, tmp_path: Path
+) -> None:
+    built = run_module(engine_build.main, **args(jetson_rt, model))
+    assert built["source"] == "local" and len(built["fingerprint"]) == 64
+    store = store_copy(Path(built["artifact"]), tmp_path / "store")
+    other = write_conv_bn_relu(tmp_path / "other" / "1", "model.onnx").path
+    first = run_module(engine_build.main, from_cache=str(store), **args(jetson_rt, other))
+    assert (first["changed"], first["source"], first["cache_rejected"]) == (True, "cache", None)
+    assert first["fingerprint"] == built["fingerprint"]
+    copied = Path(first["artifact"]).read_bytes()
+    assert copied == Path(built["artifact"]).read_bytes()
+    again = run_module(engine_build.main, from_cache=str(store), **args(jetson_rt, other))
+    assert (again["changed"], again["source"]) == (False, "none")
+
+
+def test_a_corrupted_copy_is_refused_and_built_here(
+    run_module: Callable[..., dict[str, Any]], jetson_rt: str, model: Path, tmp_path: Path
+) -> None:
+    built = run_module(engine_build.main, **args(jetson_rt, model))
+    store = store_copy(Path(built["artifact"]), tmp_path / "store")
+    (store / "model.ort.onnx").write_bytes(b"corrupted in the artifact store")
+    other = write_conv_bn_relu(tmp_path / "other" / "1", "model.onnx").path
+    result = run_module(engine_build.main, from_cache=str(store), **args(jetson_rt, other))
+    assert (result["changed"], result["source"]) == (True, "local")
+    assert (
+        "differs from its manifest" in result["cache_rejected"]
+        or "bytes but its manifest" in (result["cache_rejected"])
+    )
+    assert Path(result["artifact"]).read_bytes() == Path(built["artifact"]).read_bytes()

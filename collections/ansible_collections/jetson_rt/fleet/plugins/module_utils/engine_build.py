@@ -47,6 +47,35 @@ print(json.dumps({"changed": bool(reasons), "reasons": reasons}))
 """
 
 
+# The runtime's fingerprint command (jetson_rt.engine.fingerprint): --print,
+# --write, --import DIR, --merge-timing-caches OUT SRC...; JSON on stdout.
+FINGERPRINT_MODULE = "jetson_rt.engine.fingerprint"
+
+
+def fingerprint_cmd(python: Path, action: list[str], args: list[str]) -> list[str]:
+    """The command line of one fingerprint action with ``build-engine``'s arguments."""
+    return [str(python), "-m", FINGERPRINT_MODULE, *action, *args]
+
+
+def parse_json_output(what: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """The JSON object a runtime command printed, or :class:`BuildError` saying why."""
+    if rc != 0:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        raise BuildError(f"{what} failed (exit {rc}): {lines[-1] if lines else 'no message'}")
+    try:
+        result = json.loads(stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError) as exc:
+        raise BuildError(f"{what} printed no JSON ({exc}): {stdout.strip()[-300:]!r}") from exc
+    if not isinstance(result, dict):
+        raise BuildError(f"{what} printed unexpected JSON: {result!r}")
+    return result
+
+
+def cached_files(source: str, artifact_name: str) -> bool:
+    """Whether ``source`` holds a copied engine (its fingerprint file is copied last)."""
+    return Path(source, artifact_name + ".fingerprint.json").is_file()
+
+
 class BuildError(Exception):
     """``jetson-rt build-engine`` failed; the message says why and what was left alone."""
 

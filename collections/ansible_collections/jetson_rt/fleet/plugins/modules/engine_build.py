@@ -21,6 +21,11 @@ description:
     build of a new version leaves the running engine and runner untouched.
   - In check mode nothing is built; the venv's C(jetson-rt) is asked whether a build would
     happen (the same comparison C(--if-changed) makes) and the task reports that.
+  - With O(from_cache), a build that is needed first tries the engine another host of the same
+    class built (copied to O(from_cache) by the role's engine cache). It is installed only when
+    its recorded fingerprint equals this host's, it matches its manifest's sha256 and size, and
+    it deserialises here; otherwise the module builds locally and says why in RV(cache_rejected).
+  - After every build or import the fingerprint file is written beside the artifact.
 author:
   - jetson-rt maintainers
 options:
@@ -92,6 +97,22 @@ options:
     description: The C(jetson-rt) console script of the runtime's venv.
     type: path
     default: /opt/jetson-rt/venv/bin/jetson-rt
+  fingerprint_only:
+    description:
+      - Only report this host's engine fingerprint (module SKU, L4T, TensorRT/CUDA or ONNX Runtime
+        versions, GPU/DLA target, model sha256, build flags); build nothing. Runs in check mode.
+    type: bool
+    default: false
+  from_cache:
+    description: A folder holding a copied engine, its manifest, fingerprint and side files.
+    type: path
+  timing_caches:
+    description:
+      - TensorRT timing caches of other hosts of this class, combined into O(timing_cache) with
+        TensorRT before a local build (versions or devices that differ are skipped).
+    type: list
+    elements: path
+    default: []
 notes:
   - Supports check mode and diff mode (the manifest before, the reasons for a build after).
   - The timing cache changes on every build; it is an input of the build, not compared by
@@ -142,9 +163,26 @@ cmd:
   returned: always
   type: list
   elements: str
+source:
+  description: C(cache) (a verified copy was installed), C(local) (built here) or C(none).
+  returned: always
+  type: str
+cache_rejected:
+  description: Why the copy in O(from_cache) was not used; null when it was or none was given.
+  returned: always
+  type: str
+fingerprint:
+  description: This host's engine fingerprint (sha256 of RV(fingerprint_inputs)).
+  returned: when the runtime is installed
+  type: str
+fingerprint_inputs:
+  description: What the fingerprint is made of.
+  returned: with O(fingerprint_only)
+  type: dict
 """
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -152,9 +190,12 @@ from ansible_collections.jetson_rt.fleet.plugins.module_utils.engine_build impor
     CHECK_SNIPPET,
     BuildError,
     build_args,
+    cached_files,
+    fingerprint_cmd,
     manifest_summary,
     parse_build_output,
     parse_check_output,
+    parse_json_output,
     read_manifest,
     venv_python,
 )
@@ -178,18 +219,57 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "ort_optimization": {"type": "str", "choices": ["disable", "basic", "extended", "all"]},
     "extra_args": {"type": "list", "elements": "str", "default": []},
     "jetson_rt": {"type": "path", "default": "/opt/jetson-rt/venv/bin/jetson-rt"},
+    "fingerprint_only": {"type": "bool", "default": False},
+    "from_cache": {"type": "path"},
+    "timing_caches": {"type": "list", "elements": "path", "default": []},
 }
+
+
+def _verdict(module: AnsibleModule, args: list[str]) -> dict[str, Any]:
+    """Would ``build-engine --if-changed`` build? (asked of the venv, builds nothing)"""
+    params = module.params
+    python = venv_python(params["jetson_rt"])
+    if not os.access(python, os.X_OK):
+        return {"changed": True, "reasons": [f"{params['jetson_rt']} is not installed yet"]}
+    rc, out, err = module.run_command([str(python), "-c", CHECK_SNIPPET, *args])
+    return parse_check_output(rc, out, err)
+
+
+def _runtime_json(module: AnsibleModule, action: list[str], args: list[str]) -> dict[str, Any]:
+    cmd = fingerprint_cmd(venv_python(module.params["jetson_rt"]), action, args)
+    rc, out, err = module.run_command(cmd)
+    try:
+        return parse_json_output(" ".join(cmd[2:4]), rc, out, err)
+    except BuildError as exc:
+        module.fail_json(msg=str(exc), cmd=cmd, rc=rc, stderr=err, stdout=out)
+        raise  # fail_json exits; this keeps type checkers informed
+
+
+def _fingerprint_only(module: AnsibleModule, args: list[str]) -> None:
+    params = module.params
+    if not os.access(venv_python(params["jetson_rt"]), os.X_OK):
+        module.exit_json(changed=False, fingerprint=None, fingerprint_inputs={}, source="none")
+    result = _runtime_json(module, ["--print"], args)
+    module.exit_json(
+        changed=False,
+        fingerprint=result["fingerprint"],
+        fingerprint_inputs=result["inputs"],
+        source="none",
+        cache_rejected=None,
+    )
 
 
 def _check(module: AnsibleModule, args: list[str], cmd: list[str]) -> None:
     params = module.params
-    python = venv_python(params["jetson_rt"])
-    verdict: dict[str, Any]
-    if not os.access(python, os.X_OK):
-        verdict = {"changed": True, "reasons": [f"{params['jetson_rt']} is not installed yet"]}
-    else:
-        rc, out, err = module.run_command([str(python), "-c", CHECK_SNIPPET, *args])
-        verdict = parse_check_output(rc, out, err)
+    verdict = _verdict(module, args)
+    if verdict["changed"] and params["from_cache"]:
+        copied = cached_files(params["from_cache"], Path(params["output"]).name)
+        verdict["reasons"] = [
+            *verdict["reasons"],
+            "a copy from the engine cache would be imported if it verifies here"
+            if copied
+            else "no copy in the engine cache: it would be built here",
+        ]
     before = read_manifest(params["output"])
     diff = {
         "before_header": params["output"],
@@ -210,7 +290,29 @@ def _check(module: AnsibleModule, args: list[str], cmd: list[str]) -> None:
         manifest=before,
         cmd=cmd,
         diff=diff,
+        source="none",
+        cache_rejected=None,
     )
+
+
+def _import(module: AnsibleModule, args: list[str]) -> tuple[bool, str | None]:
+    """Install the copy in ``from_cache`` if it verifies; (imported, why not)."""
+    params = module.params
+    if not cached_files(params["from_cache"], Path(params["output"]).name):
+        return False, f"no engine in {params['from_cache']}"
+    result = _runtime_json(module, ["--import", params["from_cache"]], args)
+    return bool(result.get("imported")), result.get("reason")
+
+
+def _merge_timing_caches(module: AnsibleModule, args: list[str]) -> None:
+    params = module.params
+    own = params["timing_cache"]
+    sources = [path for path in params["timing_caches"] if Path(path).is_file()]
+    if params["backend"] != "tensorrt" or not own or not sources:
+        return
+    if Path(own).is_file():
+        sources.insert(0, own)
+    _runtime_json(module, ["--merge-timing-caches", own, *sources], [])
 
 
 def main() -> None:
@@ -220,6 +322,9 @@ def main() -> None:
         module.fail_json(msg="allow_gpu_fallback applies to a DLA build: give dla_core as well")
     args = build_args(params)
     cmd = [params["jetson_rt"], "build-engine", *args, "--if-changed", "--json"]
+    if params["fingerprint_only"]:
+        _fingerprint_only(module, args)
+        return
     if module.check_mode:
         _check(module, args, cmd)
         return
@@ -230,20 +335,36 @@ def main() -> None:
             cmd=cmd,
         )
     before = read_manifest(params["output"])
-    rc, out, err = module.run_command(cmd)
-    try:
-        result = parse_build_output(rc, out, err, params["output"])
-    except BuildError as exc:
-        module.fail_json(msg=str(exc), cmd=cmd, rc=rc, stderr=err, stdout=out)
+    source, rejected = "none", None
+    result: dict[str, Any] = {"changed": False, "reasons": []}
+    if params["from_cache"] and _verdict(module, args)["changed"]:
+        imported, rejected = _import(module, args)
+        if imported:
+            source = "cache"
+            result = {
+                "changed": True,
+                "reasons": ["imported a verified copy from the engine cache"],
+            }
+    if source != "cache":
+        _merge_timing_caches(module, args)
+        rc, out, err = module.run_command(cmd)
+        try:
+            result = parse_build_output(rc, out, err, params["output"])
+        except BuildError as exc:
+            module.fail_json(msg=str(exc), cmd=cmd, rc=rc, stderr=err, stdout=out)
+        source = "local" if result["changed"] else "none"
+    written = _runtime_json(module, ["--write"], args)
     after = read_manifest(params["output"])
-    changed = bool(result["changed"])
     module.exit_json(
-        changed=changed,
+        changed=bool(result["changed"]),
         artifact=result.get("artifact", params["output"]),
         reasons=list(result.get("reasons") or []),
         build_seconds=result.get("build_seconds"),
         artifact_sha256=after.get("artifact_sha256"),
         manifest=after,
+        source=source,
+        cache_rejected=rejected,
+        fingerprint=written["fingerprint"],
         cmd=cmd,
         diff={
             "before_header": params["output"],
