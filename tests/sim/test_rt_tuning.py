@@ -169,7 +169,7 @@ def test_check_mode_shows_the_diff_and_changes_nothing(fleet: SimFleet) -> None:
         "+/proc/swaps: (no swap)",
         "-< PM_CONFIG DEFAULT=0 >",
         "+< PM_CONFIG DEFAULT=2 >",
-        "+nvpmodel -q: 2",
+        "would run nvpmodel -m 2",
         "+kernel.timer_migration = 0",
         "+jetson-rt    -    rtprio     99",
         "ExecStart=/usr/bin/jetson_clocks",
@@ -272,3 +272,48 @@ def test_restore_returns_to_stock_and_is_idempotent(fleet: SimFleet) -> None:
     output, rows = run(fleet, "playbooks/restore.yml", "-e", "rt_tuning_reboot_ok=true")
     for host in fleet.hosts:
         assert rows[host.name]["changed"] == 0, output[-4000:]
+
+
+def test_a_mode_that_takes_cpus_offline_is_booted_without_a_prompt_hanging(
+    fleet: SimFleet,
+) -> None:
+    """nvpmodel asks "DO YOU WANT TO REBOOT NOW?" for 7W (CPUs 4-5 go offline): the role
+    answers it, and the mode takes effect through the role's own reboot."""
+    host = fleet.hosts[1]
+    output, rows = run(
+        fleet,
+        "playbooks/tune.yml",
+        "--limit",
+        host.name,
+        "-e",
+        "rt_tuning_power_mode=7W",
+        "-e",
+        "rt_tuning_isolated_cpus=3",
+        "-e",
+        "rt_tuning_housekeeping_cpus=0-2",
+        "-e",
+        "rt_tuning_reboot_ok=true",
+    )
+    assert rows[host.name]["failed"] == 0
+    assert "Nvpmodel | set the mode, its reboot prompt answered NO" in output
+    assert "Reboot | reboot into the new boot arguments" in output
+    state = host_state(fleet, 1)
+    assert state["nvpmodel"] == "NV Power Mode: 7W"
+    assert fleet.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-3"
+    assert state["isolated"] == "3"
+    # the mode is in effect: nothing left to do, no reboot
+    output, rows = run(
+        fleet,
+        "playbooks/tune.yml",
+        "--limit",
+        host.name,
+        "-e",
+        "rt_tuning_power_mode=7W",
+        "-e",
+        "rt_tuning_isolated_cpus=3",
+        "-e",
+        "rt_tuning_housekeeping_cpus=0-2",
+        "-e",
+        "rt_tuning_reboot_ok=true",
+    )
+    assert rows[host.name]["changed"] == 0, output[-4000:]

@@ -6,14 +6,16 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.simfleet import SimFleet
 
 from jetson_rt.sim import bootloader
 from jetson_rt.sim import hardware as hw
-from jetson_rt.sim.fleet import Fleet
+from jetson_rt.sim.fleet import Fleet, Host
 from jetson_rt.sim.image import image_exists, image_tag
 
 pytestmark = pytest.mark.sim
@@ -116,17 +118,46 @@ def test_sim_host_has_no_cap_sys_admin(sim: SimFleet) -> None:
 def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     host = sim.hosts[2]
     assert sim.sudo(host, "nvpmodel -q") == "NV Power Mode: 15W\n0\n"
-    sim.sudo(host, "nvpmodel -m 3")
-    assert sim.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-3"
+    # 7W takes CPUs 4-5 offline: nvpmodel asks to reboot; on EOF it applies nothing
+    eof = sim.ssh(host, "sudo nvpmodel -m 3 < /dev/null", check=False)
+    assert eof.returncode != 0 and "NVPM ERROR: bad input!" in eof.stderr
+    assert "DO YOU WANT TO REBOOT NOW? enter YES/yes to confirm" in eof.stdout
+    assert sim.sudo(host, "nvpmodel -q").startswith("NV Power Mode: 15W")
+    # answered NO: recorded for the next boot, the CPUs stay online until then
+    sim.sudo(host, "echo NO | nvpmodel -m 3")
     assert sim.sudo(host, "nvpmodel -q").startswith("NV Power Mode: 7W")
-    sim.sudo(host, "nvpmodel -m 2")
     assert sim.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-5"
-    sim.sudo(host, "jetson_clocks --store /root/clocks.conf && jetson_clocks")
+    _reboot(sim, host.name)
+    assert sim.sudo(host, "cat /sys/devices/system/cpu/online").strip() == "0-3"
+    # back to 15W (all CPUs) at the next boot, which a later test makes
+    sim.sudo(host, "echo NO | nvpmodel -m 0")
+
+    # jetson_clocks with nvfancontrol running: it owns pwm1 until --fan stops it
+    fan = "/sys/class/hwmon/hwmon1/pwm1"
+    assert sim.ssh(host, "systemctl is-active nvfancontrol").stdout.strip() == "active"
+    sim.sudo(host, f"echo 5 > {fan}")
+    _wait_for(lambda: sim.sudo(host, f"cat {fan}").strip() != "5", "nvfancontrol rewrites pwm1")
+    sim.sudo(host, "jetson_clocks --store /root/clocks.conf && jetson_clocks --fan")
+    stored = sim.sudo(host, "cat /root/clocks.conf")
+    assert "/sys/devices/platform/gpu.0/railgate_enable:1" in stored
+    assert "/sys/devices/system/cpu/cpu0/cpuidle/state1/disable:0" in stored
     shown = sim.sudo(host, "jetson_clocks --show")
     assert "GPU MinFreq=1020000000 MaxFreq=1020000000 CurrentFreq=1020000000" in shown
     assert "FreqOverride=1" in shown
+    assert "IdleStates: WFI=0 c7=0" in shown
+    assert "FAN Dynamic Speed Control=disable hwmon1_pwm1=255" in shown
+    assert sim.sudo(host, "cat /sys/devices/platform/gpu.0/railgate_enable").strip() == "0"
+    assert sim.ssh(host, "systemctl is-active nvfancontrol", check=False).stdout.strip() != "active"
+    time.sleep(5)
+    assert sim.sudo(host, f"cat {fan}").strip() == "255"  # nobody overwrites it now
+    # --store asks before it overwrites; no answer keeps the stored file
+    again = sim.ssh(host, "sudo jetson_clocks --store /root/clocks.conf < /dev/null", check=False)
+    assert again.returncode != 0 and sim.sudo(host, "cat /root/clocks.conf") == stored
     sim.sudo(host, "jetson_clocks --restore /root/clocks.conf")
-    assert "GPU MinFreq=306000000" in sim.sudo(host, "jetson_clocks --show")
+    shown = sim.sudo(host, "jetson_clocks --show")
+    assert "GPU MinFreq=306000000" in shown and "IdleStates: WFI=1 c7=1" in shown
+    assert "FAN Dynamic Speed Control=nvfancontrol" in shown
+    assert sim.sudo(host, "cat /sys/devices/platform/gpu.0/railgate_enable").strip() == "1"
     swaps = sim.sudo(host, "cat /proc/swaps")
     assert swaps.count("/dev/zram") == 6
     sim.sudo(host, "swapoff -a")
@@ -134,16 +165,24 @@ def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     assert (
         sim.ssh(
             host,
-            "systemctl is-active irqbalance nvpmodel nvzramconfig gdm nv-l4t-bootloader-config",
+            "systemctl is-active irqbalance nvpmodel nvzramconfig gdm nv-l4t-bootloader-config "
+            "nvfancontrol",
         ).stdout.split()
-        == ["active"] * 5
+        == ["active"] * 6
     )
 
 
-def _add_entry(sim: SimFleet, host: object, label: str, image: str, append: str) -> None:
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(1)
+
+
+def _add_entry(sim: SimFleet, host: Host, label: str, image: str, append: str) -> None:
     sim.sudo(
         host,
-        f"cat >> /boot/extlinux/extlinux.conf <<'EOF'\n\nLABEL {label}\n"  # type: ignore[arg-type]
+        f"cat >> /boot/extlinux/extlinux.conf <<'EOF'\n\nLABEL {label}\n"
         f"      MENU LABEL {label} kernel\n      LINUX {image}\n"
         f"      INITRD /boot/initrd\n      APPEND {append}\nEOF",
     )
@@ -214,7 +253,7 @@ def test_reboot_follows_default_rt_flag_and_isolation_then_falls_back(
     )
 
 
-def _state(sim: SimFleet, host_name: str) -> dict[str, object]:
+def _state(sim: SimFleet, host_name: str) -> dict[str, Any]:
     """What ``jetson-rt sim status`` shows of a host (its control/state file)."""
     data = json.loads((sim.fleet.mount / host_name / "control" / "state").read_text())
     assert isinstance(data, dict)
@@ -249,7 +288,7 @@ def test_a_panic_loop_ends_in_the_recovery_kernel(sim: SimFleet, tmp_path: Path)
         if state["outcome"] == "recovery":
             break
         time.sleep(1)
-    log = [str(line) for line in state["boot_log"]]  # type: ignore[attr-defined]
+    log = [str(line) for line in state["boot_log"]]
     booted = log[len(log) - (int(str(state["boots"])) - boots_before) :]
     assert [line.split()[3] for line in booted] == ["panic", "panic", "panic", "recovery"], log
     assert all("label=bad" in line for line in booted[:3])

@@ -63,6 +63,8 @@ GPU_FREQS_HZ = (
 GPU_GOVERNORS = ("nvhost_podgov", "userspace", "performance", "simple_ondemand")
 GPU_DEVFREQ = "devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu"
 GPU_POWER = "devices/platform/bus@0/17000000.gpu/power"
+# cpuidle states of an Orin CPU (name, exit latency in us): jetson_clocks disables them.
+CPUIDLE = (("WFI", 1), ("c7", 1000))
 EMC_MAX_HZ = 3199000000
 EMC_MIN_HZ = 204000000
 

@@ -49,6 +49,8 @@ INSTALL = (
     ("nvpmodel.service", "lib/systemd/system/nvpmodel.service", 0o644),
     ("jetson_clocks", "usr/bin/jetson_clocks", 0o755),
     ("nvbootctrl", "usr/sbin/nvbootctrl", 0o755),
+    ("nvfancontrol", "usr/sbin/nvfancontrol", 0o755),
+    ("nvfancontrol.service", "lib/systemd/system/nvfancontrol.service", 0o644),
     (
         "nv-l4t-bootloader-config.service",
         "lib/systemd/system/nv-l4t-bootloader-config.service",
@@ -73,6 +75,7 @@ ENABLED_UNITS = (
     "sim-fault",
     "irqbalance",
     "nv-l4t-bootloader-config",
+    "nvfancontrol",
 )
 SIM_USER = "jetson"
 

@@ -101,6 +101,10 @@ class KernelState:
     gpu_runtime_pm: str = "auto"
     emc_locked: int = 0
     fan_pwm: int = 0
+    fan_pwm_enable: int = 2
+    # 1 in "cpu:state" when cpuidle state of that CPU is disabled (jetson_clocks does it)
+    cpuidle_disable: dict[str, int] = field(default_factory=dict)
+    gpu_railgate: int = 1
     irq_affinity: dict[str, list[int]] = field(default_factory=_irq_defaults)
     irq_counts: dict[str, list[float]] = field(default_factory=dict)
     irq_counted_at: float = 0.0
@@ -263,7 +267,8 @@ class SimKernel:
             }
             state.gpu_min_hz, state.gpu_max_hz = hw.GPU_FREQS_HZ[0], hw.GPU_FREQS_HZ[-1]
             state.gpu_governor, state.gpu_runtime_pm = "nvhost_podgov", "auto"
-            state.emc_locked, state.fan_pwm = 0, 0
+            state.emc_locked, state.fan_pwm, state.fan_pwm_enable = 0, 0, 2
+            state.cpuidle_disable, state.gpu_railgate = {}, 1
             housekeeping = self._cmdline_cpus("irqaffinity") or list(range(hw.CPUS))
             isolated = set(self.isolated)
             managed_isolation = "managed_irq" in (args.get("isolcpus") or "")
@@ -380,6 +385,7 @@ class SimKernel:
             }
             if cpu:
                 entries["online"] = self._online_file(cpu)
+            entries["cpuidle"] = self._cpuidle(cpu)
             cpu_dir[f"cpu{cpu}"] = _static_dir(entries)
 
         thp: dict[str, Node] = {
@@ -467,6 +473,9 @@ class SimKernel:
                 {
                     "name": _const("pwmfan"),
                     "pwm1": File(lambda: str(st.fan_pwm), self._setter(self._set_fan)),
+                    "pwm1_enable": File(
+                        lambda: str(st.fan_pwm_enable), self._setter(self._set_fan_enable)
+                    ),
                 }
             )
         }
@@ -480,7 +489,22 @@ class SimKernel:
                             {"workqueue": _static_dir(workqueue), "net": _static_dir({})}
                         ),
                         "platform": _static_dir(
-                            {"bus@0": _static_dir({"17000000.gpu": _static_dir(gpu)})}
+                            {
+                                "bus@0": _static_dir({"17000000.gpu": _static_dir(gpu)}),
+                                # nvgpu's platform device: jetson_clocks reads its of_node
+                                # ("No GPU found" without it) and clears railgate_enable
+                                "gpu.0": _static_dir(
+                                    {
+                                        "of_node": _static_dir(
+                                            {"compatible": _const("nvidia,ga10b\0")}
+                                        ),
+                                        "railgate_enable": File(
+                                            lambda: str(st.gpu_railgate),
+                                            self._setter(self._set_railgate),
+                                        ),
+                                    }
+                                ),
+                            }
                         ),
                     }
                 ),
@@ -563,6 +587,46 @@ class SimKernel:
         if not cpus:
             raise KernelError(errno.EINVAL)
         return cpus
+
+    def _cpuidle(self, cpu: int) -> Dir:
+        """WFI and the C7 state of an Orin CPU; ``disable`` is per CPU and state."""
+        st = self.state
+
+        def state_dir(index: int, name: str, latency: int) -> Dir:
+            key = f"{cpu}:{index}"
+
+            def set_disable(text: str) -> None:
+                value = _to_int(text)
+                if value not in (0, 1):
+                    raise KernelError(errno.EINVAL)
+                st.cpuidle_disable[key] = value
+
+            return _static_dir(
+                {
+                    "name": _const(name),
+                    "desc": _const(name),
+                    "latency": _const(str(latency)),
+                    "disable": File(
+                        lambda: str(st.cpuidle_disable.get(key, 0)), self._setter(set_disable)
+                    ),
+                }
+            )
+
+        return _static_dir(
+            {f"state{i}": state_dir(i, name, lat) for i, (name, lat) in enumerate(hw.CPUIDLE)}
+        )
+
+    def _set_railgate(self, text: str) -> None:
+        value = _to_int(text)
+        if value not in (0, 1):
+            raise KernelError(errno.EINVAL)
+        self.state.gpu_railgate = value
+
+    def _set_fan_enable(self, text: str) -> None:
+        value = _to_int(text)
+        if value not in (0, 1, 2):
+            raise KernelError(errno.EINVAL)
+        self.state.fan_pwm_enable = value
 
     def _set_fan(self, text: str) -> None:
         value = _to_int(text)

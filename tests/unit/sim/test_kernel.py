@@ -203,3 +203,31 @@ def test_sys_module_lists_the_booted_image_modules(kernel: SimKernel) -> None:
     assert list(modules.children()) == ["nvgpu"]
     assert read(kernel, "sys/module/nvgpu/initstate") == "live"
     assert read(kernel, "proc/modules").split()[0] == "nvgpu"
+
+
+def test_what_jetson_clocks_writes_is_there_and_reset_at_boot(kernel: SimKernel) -> None:
+    # jetson_clocks (R36) needs the GPU's of_node, clears railgate, disables cpuidle states
+    assert read(kernel, "sys/devices/platform/gpu.0/of_node/compatible") == "nvidia,ga10b\0"
+    write(kernel, "sys/devices/platform/gpu.0/railgate_enable", "0")
+    idle = "sys/devices/system/cpu/cpu5/cpuidle/state1"
+    assert read(kernel, f"{idle}/name") == "c7"
+    write(kernel, f"{idle}/disable", "1")
+    assert read(kernel, f"{idle}/disable") == "1"
+    assert read(kernel, "sys/devices/system/cpu/cpu0/cpuidle/state1/disable") == "0"
+    assert refused(kernel, f"{idle}/disable", "2") == errno.EINVAL
+    write(kernel, "sys/class/hwmon/hwmon1/pwm1_enable", "1")
+    boot(kernel)
+    assert read(kernel, "sys/devices/platform/gpu.0/railgate_enable") == "1"
+    assert read(kernel, f"{idle}/disable") == "0"
+    assert read(kernel, "sys/class/hwmon/hwmon1/pwm1_enable") == "2"
+
+
+def test_rootfs_retry_count_survives_boots_and_is_verified(kernel: SimKernel) -> None:
+    kernel.state.rootfs["retry_count"] = 1
+    boot(kernel)
+    assert kernel.state.rootfs["retry_count"] == 1  # the loader, not power_on, counts
+    kernel.rootfs_command("verify")
+    assert kernel.state.rootfs["retry_count"] == hw.ROOTFS_RETRY_MAX
+    with pytest.raises(KernelError):
+        kernel.rootfs_command("flash")
+    assert kernel.describe()["rootfs"]["status"] == "normal"
