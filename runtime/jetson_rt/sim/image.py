@@ -34,6 +34,13 @@ PACKAGES = (
     "ca-certificates",
     "gnupg",
     "irqbalance",
+    # the runner's video input (jetson_rt.runner.gst): GStreamer through PyGObject
+    "python3-gi",
+    "python3-gst-1.0",
+    "gir1.2-gstreamer-1.0",
+    "gir1.2-gst-plugins-base-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
 )
 IMAGE_REPO = "localhost/jetson-rt-sim"
 FILES = Path(__file__).parent / "files"
