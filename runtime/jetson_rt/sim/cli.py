@@ -87,14 +87,22 @@ def _status(args: argparse.Namespace) -> int:
         print(f"sim fleet {args.name!r}: no hosts")
         return 0
     print(
-        f"{'HOST':14s} {'ADDRESS':11s} {'STATE':8s} {'BOOTED':10s} {'KERNEL':20s} "
-        f"{'RT':3s} ISOLATED"
+        f"{'HOST':14s} {'ADDRESS':11s} {'STATE':8s} {'BOOTED':13s} {'KERNEL':20s} "
+        f"{'RT':3s} {'SLOT A':10s} ISOLATED"
     )
     for row in rows:
+        # an entry's label, or the partition L4TLauncher fell back to
+        booted = row.get("booted") or str(row.get("linux") or "-").replace(" partition", "-part")
+        slot = row.get("rootfs") or {}
+        retry = (
+            "unbootable"
+            if slot.get("status") == "unbootable"
+            else f"retry {slot.get('retry_count', '?')}/{slot.get('retry_max', '?')}"
+        )
         print(
             f"{row['host']:14s} {row['address']:11s} {row['container']:8s} "
-            f"{row.get('booted') or '-'!s:10s} {row.get('release') or '-'!s:20s} "
-            f"{'yes' if row.get('realtime') else 'no':3s} {row.get('isolated') or '-'}"
+            f"{booted:13s} {row.get('release') or '-'!s:20s} "
+            f"{'yes' if row.get('realtime') else 'no':3s} {retry:10s} {row.get('isolated') or '-'}"
         )
     return 0
 
