@@ -119,8 +119,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# R36 (the GPU's bus device, then nvgpu's platform device gpu.0, where R36's jetson_clocks
+# finds railgate_enable), then R35's /sys/devices/gpu.0.
 GPU_POWER = (
     "sys/devices/platform/bus@0/17000000.gpu/power/control",
+    "sys/devices/platform/gpu.0/power/control",
     "sys/devices/gpu.0/power/control",
 )
 THP = "sys/kernel/mm/transparent_hugepage"

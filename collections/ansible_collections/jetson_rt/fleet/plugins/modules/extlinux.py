@@ -28,7 +28,7 @@ description:
   - Before the first change the original file is copied once to C(<path>.jetson-rt.orig) (never
     overwritten afterwards); the new file replaces the old one atomically.
 author:
-  - jetson-rt maintainers
+  - jetson-rt maintainers (!UNKNOWN)
 options:
   path:
     description: The file to read and edit.
@@ -454,9 +454,9 @@ def _arg_edits(params: dict[str, Any]) -> tuple[list[tuple[str, str | None]], li
             rcu_nocbs=isolation["rcu_nocbs"],
             irqaffinity=isolation["irqaffinity"],
         )
-        names = {key.replace("-", "_") for key, _ in to_set}
+        names = {key.replace("-", "_") for key, _value in to_set}
         names |= {item.partition("=")[0].replace("-", "_") for item in to_remove}
-        for key in [k for k, _ in iso_set] + iso_remove:
+        for key in [k for k, _value in iso_set] + iso_remove:
             if key in names:
                 raise ExtlinuxError(f"{key} is given both in isolation and in set_args/remove_args")
         to_set = iso_set + to_set
