@@ -25,6 +25,7 @@ stage ruff-format ruff format --check runtime tests benchmarks collections tools
 stage mypy mypy
 stage yamllint yamllint --strict .
 stage ansible-lint ansible-lint --offline -q
+stage ansible-test-sanity ./scripts/sanity.sh
 
 pytest_stage() {
   pytest -m "not slow and not gpu" --durations=25 "$@"

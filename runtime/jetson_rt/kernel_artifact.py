@@ -80,7 +80,7 @@ def _elf_section(data: bytes, name: bytes) -> bytes | None:
         return sh_name, offset, size
 
     try:
-        _, str_off, str_size = header(shstrndx)
+        _type, str_off, str_size = header(shstrndx)
         names = data[str_off : str_off + str_size]
         for index in range(shnum):
             sh_name, offset, size = header(index)

@@ -308,7 +308,7 @@ def meminfo(root: str = ROOT) -> dict[str, int]:
     """/proc/meminfo in kB."""
     values: dict[str, int] = {}
     for line in (read_text(MEMINFO, root) or "").splitlines():
-        key, _, rest = line.partition(":")
+        key, _colon, rest = line.partition(":")
         parts = rest.split()
         if parts and parts[0].isdigit():
             values[key.strip()] = int(parts[0])

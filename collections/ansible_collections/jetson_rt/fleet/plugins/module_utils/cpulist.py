@@ -76,7 +76,7 @@ def _parse_string(text: str) -> set[int]:
                 "list the CPUs or ranges"
             )
         if "-" in part:
-            first_text, _, last_text = part.partition("-")
+            first_text, _dash, last_text = part.partition("-")
             if first_text == "" and _NUMBER.match(last_text):
                 raise CpuListError(f"CPU list {whole!r}: {part!r} is negative")
             if first_text == "" or last_text == "":
@@ -195,7 +195,7 @@ def format_mask(value: object, ncpus: int | None = None) -> str:
         first_width = -1
     groups: list[int] = []
     remaining = bits
-    for _ in range(0, nbits, _MASK_CHUNK_BITS):
+    for _group in range(0, nbits, _MASK_CHUNK_BITS):
         groups.append(remaining & 0xFFFFFFFF)
         remaining >>= _MASK_CHUNK_BITS
     groups.reverse()

@@ -377,7 +377,9 @@ def _checked_edits(
     removals: list[tuple[str, str | None]] = []
     set_names = {_norm_key(key) for key, _value in set_args}
     if len(set_names) != len(set_args):
-        raise ExtlinuxError(f"kernel arguments set twice: {', '.join(key for key, _value in set_args)}")
+        raise ExtlinuxError(
+            f"kernel arguments set twice: {', '.join(key for key, _value in set_args)}"
+        )
     for item in remove_args:
         key, sep, value = item.partition("=")
         removal = (key, value if sep else None)

@@ -335,7 +335,7 @@ def _load_unmovable(host: Host, path: str | None) -> set[int]:
 
 
 def read_irqs(host: Host, exp: Expected) -> list[Irq]:
-    _, table = _interrupts_table(host.read("proc/interrupts") or "")
+    _cpus, table = _interrupts_table(host.read("proc/interrupts") or "")
     unmovable = _load_unmovable(host, exp.unmovable_irqs_file)
     irqs = []
     for path in host.glob("proc/irq/*"):
@@ -638,7 +638,7 @@ def check_nvpmodel(host: Host, exp: Expected) -> dict[str, Any]:
     name = None
     result = host.run(["nvpmodel", "-q"])
     if result is not None and result[0] == 0:
-        name, _ = jp.parse_nvpmodel_query(result[1])
+        name, _mode_id = jp.parse_nvpmodel_query(result[1])
     if name is None:
         mode_id = jp.nvpmodel_status(host.root)
         mode = conf.by_id(mode_id) if mode_id is not None else None

@@ -27,7 +27,7 @@ description:
     it deserialises here; otherwise the module builds locally and says why in RV(cache_rejected).
   - After every build or import the fingerprint file is written beside the artifact.
 author:
-  - jetson-rt maintainers
+  - jetson-rt maintainers (!UNKNOWN)
 options:
   model:
     description: The ONNX model on the target.

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: jetson-rt maintainers
+# Apache-2.0 (see galaxy.yml)
 """Gather facts about an NVIDIA Jetson: identity, L4T release, kernel, CPUs, clocks."""
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ options:
     type: path
     default: /
 author:
-  - jetson-rt maintainers
+  - jetson-rt maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -65,7 +67,7 @@ def _systemctl(module: AnsibleModule, verb: str, unit: str) -> str:
     systemctl = module.get_bin_path("systemctl")
     if systemctl is None:
         return "unknown"
-    _, out, _ = module.run_command([systemctl, verb, unit])
+    _rc, out, _err = module.run_command([systemctl, verb, unit])
     return str(out).strip() or "unknown"
 
 
@@ -74,7 +76,7 @@ def _nvpmodel(module: AnsibleModule, root: str) -> dict[str, Any]:
     name, mode_id = None, None
     binary = module.get_bin_path("nvpmodel") if root == "/" else None
     if binary:
-        rc, out, _ = module.run_command([binary, "-q"])
+        rc, out, _err = module.run_command([binary, "-q"])
         if rc == 0:
             name, mode_id = jp.parse_nvpmodel_query(out)
     if mode_id is None:

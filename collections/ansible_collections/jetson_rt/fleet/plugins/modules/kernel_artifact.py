@@ -20,7 +20,7 @@ description:
   - C(verify) checks an artifact's sha256, every member against the manifest, the realtime flag
     and the L4T release, and unpacks it into O(extract_to).
 author:
-  - jetson-rt maintainers
+  - jetson-rt maintainers (!UNKNOWN)
 options:
   state:
     description: What to do.

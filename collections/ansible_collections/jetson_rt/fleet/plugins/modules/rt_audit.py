@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: jetson-rt maintainers
+# Apache-2.0 (see galaxy.yml)
 """Audit a Jetson's real-time state against what it was asked to be; changes nothing."""
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ options:
     type: path
     default: /
 author:
-  - jetson-rt maintainers
+  - jetson-rt maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -166,7 +168,7 @@ checks:
   type: list
   elements: dict
   contains:
-    id: {description: Check id, e.g. C(irq_affinity)., type: str}
+    id: {description: "Check id, e.g. C(irq_affinity).", type: str}
     title: {description: What is checked., type: str}
     status: {description: "V(pass), V(warn), V(fail) or V(unknown).", type: str}
     observed: {description: What the host has., type: str}
@@ -196,7 +198,7 @@ def _runner(module: AnsibleModule) -> ra.Runner:
         binary = module.get_bin_path(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/usr/bin")
         if binary is None:
             return None
-        rc, out, _ = module.run_command([binary, *argv[1:]], environ_update={"LC_ALL": "C"})
+        rc, out, _err = module.run_command([binary, *argv[1:]], environ_update={"LC_ALL": "C"})
         return int(rc), str(out)
 
     return run
