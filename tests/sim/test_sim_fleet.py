@@ -145,7 +145,7 @@ def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     assert "GPU MinFreq=1020000000 MaxFreq=1020000000 CurrentFreq=1020000000" in shown
     assert "FreqOverride=1" in shown
     assert "IdleStates: WFI=0 c7=0" in shown
-    assert "FAN Dynamic Speed Control=disable hwmon1_pwm1=255" in shown
+    assert "FAN Dynamic Speed control=inactive hwmon1_pwm1=255" in shown
     assert sim.sudo(host, "cat /sys/devices/platform/gpu.0/railgate_enable").strip() == "0"
     assert sim.ssh(host, "systemctl is-active nvfancontrol", check=False).stdout.strip() != "active"
     time.sleep(5)
@@ -156,7 +156,7 @@ def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     sim.sudo(host, "jetson_clocks --restore /root/clocks.conf")
     shown = sim.sudo(host, "jetson_clocks --show")
     assert "GPU MinFreq=306000000" in shown and "IdleStates: WFI=1 c7=1" in shown
-    assert "FAN Dynamic Speed Control=nvfancontrol" in shown
+    assert "FAN Dynamic Speed control=active" in shown
     assert sim.sudo(host, "cat /sys/devices/platform/gpu.0/railgate_enable").strip() == "1"
     swaps = sim.sudo(host, "cat /proc/swaps")
     assert swaps.count("/dev/zram") == 6
