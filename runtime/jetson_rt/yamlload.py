@@ -131,10 +131,11 @@ def load_yaml(path: Path, what: str = "file") -> Any:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"cannot read {what} {path}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"cannot read {what} {path}: not a regular file")
         if info.st_size > MAX_BYTES:
             raise ConfigError(
                 f"{what} {path} is {info.st_size} bytes; at most {MAX_BYTES} are read"

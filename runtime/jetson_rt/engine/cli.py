@@ -140,10 +140,23 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     )
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work, an --output that cannot be written as a file."""
+    if path.is_dir():
+        raise ConfigError(f"--output {path} is a folder: name the artifact file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--output {path}: {parent} is not a folder")
+            break
+
+
 def run(args: argparse.Namespace) -> int:
     from jetson_rt.engine.build import build
 
-    result = build(options_from_args(args), if_changed=args.if_changed)
+    options = options_from_args(args)
+    check_output_path(options.output)
+    result = build(options, if_changed=args.if_changed)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
