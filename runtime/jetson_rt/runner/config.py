@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 from jetson_rt.errors import ConfigError
+from jetson_rt.prepost.check import model_file_problems
+from jetson_rt.prepost.spec import PostprocessSpec, PreprocessSpec, parse_stages
 from jetson_rt.runner.dataconfig import PublishConfig, VideoSettings, parse_publish, parse_video
 from jetson_rt.yamlload import load_yaml
 
@@ -52,6 +54,9 @@ class ModelConfig:
     options: dict[str, object]
     # Load only when the manifest matches the file and its source model (false: logged).
     verify: bool = True
+    # Pre/post stages around the model (jetson_rt.prepost.spec); None: the raw tensors.
+    preprocess: PreprocessSpec | None = None
+    postprocess: PostprocessSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -530,6 +535,9 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
                 "give one or make them agree",
             )
     verify = section.bool_("verify", True)
+    preprocess, postprocess = parse_stages(
+        section.raw("preprocess"), section.raw("postprocess"), where, shapes, errors.add
+    )
     section.done()
     return ModelConfig(
         name=name,
@@ -539,6 +547,8 @@ def _model(name: str, body: object, errors: _Errors, base: Path | None) -> Model
         shapes=shapes,
         options=options,
         verify=verify,
+        preprocess=preprocess,
+        postprocess=postprocess,
     )
 
 
@@ -879,6 +889,9 @@ def check_files(config: RunnerConfig, *, stats_path: Path | None = None) -> list
         problem = engine_problem(model)
         if problem is not None:
             problems.append(problem)
+        problems += model_file_problems(
+            model.name, model.path, model.preprocess, model.postprocess, model.shapes
+        )
     stats = stats_path if stats_path is not None else config.stats.path
     if stats is not None and stats.is_dir():
         problems.append(f"stats.path: {stats} is a folder; name the stats file")

@@ -41,6 +41,7 @@ from jetson_rt.backends import create_backend
 from jetson_rt.backends.base import Backend
 from jetson_rt.errors import ConfigError, EngineError, JetsonRtError, PlatformError
 from jetson_rt.log import logger
+from jetson_rt.prepost.backend import wrap as wrap_stages
 from jetson_rt.runner import events
 from jetson_rt.runner.config import ModelConfig, RunnerConfig, engine_problem, problem_list
 from jetson_rt.runner.events import Event, EventRing
@@ -78,7 +79,8 @@ def default_backend_factory(model: ModelConfig) -> Backend:
         options["input_shapes"] = {name: list(dims) for name, dims in model.shapes.items()}
     if not model.verify:
         options["verify"] = False
-    return create_backend(model.backend, model.path, **options)
+    # A model with pre/post stages takes camera frames and gives post-processed results.
+    return wrap_stages(create_backend(model.backend, model.path, **options), model)
 
 
 def verify_engines(config: RunnerConfig) -> None:
