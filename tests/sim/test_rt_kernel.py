@@ -320,7 +320,7 @@ def artifact_scenario(fleet: SimFleet, host: Host, work: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:]
     out = flat(result.stdout)
     assert "REVERTED to" in out and "did not boot entry real-time" in out
-    assert "the kernel partition's kernel" in out
+    assert "came up on the kernel partition" in out
     log = boot_log(fleet, host)[boots:]
     assert "linux=kernel partition" in log[0] and "is not a bootable image" in log[0], log
     assert "label=primary" in log[-1], log
