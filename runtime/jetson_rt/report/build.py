@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from jetson_rt.errors import ReportError
 from jetson_rt.log import logger
-from jetson_rt.report.atomic import write_atomic
+from jetson_rt.report.atomic import write_together
 from jetson_rt.report.console import console_summary
 from jetson_rt.report.evaluate import FleetReport, judge_run
 from jetson_rt.report.junit import build_junit
@@ -45,11 +46,20 @@ def build_report(run_dir: Path, out_dir: Path, previous_dir: Path | None = None)
     html = render_html(data, plots)
 
     paths = {name: out_dir / name for name in (HTML_FILE, JSON_FILE, SCHEMA_FILE, JUNIT_FILE)}
-    write_atomic(paths[JSON_FILE], json.dumps(data, indent=2, allow_nan=False) + "\n")
-    write_atomic(paths[SCHEMA_FILE], json.dumps(REPORT_SCHEMA, indent=2) + "\n")
-    write_atomic(paths[JUNIT_FILE], build_junit(report))
-    # The page last: its presence means the report is complete.
-    write_atomic(paths[HTML_FILE], html)
+    try:
+        report_json = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError as exc:  # a NaN that slipped past the loader: never write it as JSON
+        raise ReportError(f"report.json cannot be written: {exc}") from exc
+    # All or none; the page last, so its presence means the report is complete.
+    write_together(
+        out_dir,
+        {
+            JSON_FILE: report_json,
+            SCHEMA_FILE: json.dumps(REPORT_SCHEMA, indent=2) + "\n",
+            JUNIT_FILE: build_junit(report),
+            HTML_FILE: html,
+        },
+    )
     logger.debug("wrote %s", ", ".join(str(p) for p in paths.values()))
     return ReportOutputs(
         report=report,

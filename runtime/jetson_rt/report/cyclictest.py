@@ -9,8 +9,17 @@ same numbers as ``# Total:`` (in-range samples) and ``# Histogram Overflows:``.
 Every parser here is defensive: rt-tests versions differ in key names (the
 2.x JSON keys ``"cmdline:"`` and ``"rt_test_version:"`` really end in a colon),
 fields go missing, C's ``printf`` writes ``nan`` for an average over zero
-cycles. Whatever can be read is kept, what cannot is noted in
-:attr:`CyclictestResult.notes`; only a file with no thread at all is an error.
+cycles. Whatever can be read is kept, what is merely absent or unusual is
+noted in :attr:`CyclictestResult.notes`; only a file with no thread at all is
+an error.
+
+Data that contradicts itself is another matter: a latency that is negative,
+NaN or infinite, a bucket that cannot be read, a histogram holding more
+samples than there were cycles, buckets at or beyond the ``-h`` limit, a
+maximum below the highest non-empty bucket. Such a file cannot back a
+verdict: :attr:`CyclictestResult.problems` lists each contradiction and the
+report makes the host an error. No value is trusted to size anything: a
+bucket at 10^12 us is one array element, never an array of 10^12.
 """
 
 from __future__ import annotations
@@ -36,6 +45,15 @@ KNOWN_FILE_VERSIONS = frozenset({1})
 
 # cyclictest starts its statistics with min = 1000000 before the first cycle.
 _UNSET_MIN = 1_000_000
+
+#: Beyond any real run (six years at -i200): a count or cycle number above it is corrupt.
+MAX_COUNT = 10**12
+#: A latency bucket above this (1000 s) is not a latency.
+MAX_BUCKET_US = 10**9
+#: cyclictest runs one thread per CPU; a thread index above this is not one.
+MAX_THREADS = 4096
+# Longest integer read from text (int64 holds 18 digits).
+_MAX_DIGITS = 18
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -112,6 +130,53 @@ class ThreadLatency:
         return Percentile(upper, in_overflow=True)
 
 
+def _fmt_us(value: float) -> str:
+    return f"{value:g}"
+
+
+def thread_problems(thread: ThreadLatency, limit: int | None) -> list[str]:
+    """What in ``thread``'s figures contradicts the rest (``limit``: the ``-h`` size)."""
+    where = thread.label
+    found: list[str] = []
+    for name, value in (("min", thread.min_us), ("avg", thread.avg_us), ("max", thread.max_us)):
+        if value is not None and value < 0:
+            found.append(f"{where}: {name} latency is negative ({_fmt_us(value)} us)")
+    if thread.cycles < 0 or thread.cycles > MAX_COUNT:
+        found.append(f"{where}: cycles {thread.cycles} is not a possible count")
+    lo, hi = thread.min_us, thread.max_us
+    if lo is not None and hi is not None and lo > hi:
+        found.append(f"{where}: min {_fmt_us(lo)} us is above max {_fmt_us(hi)} us")
+    avg = thread.avg_us
+    if avg is not None and hi is not None and avg > hi + 0.5:
+        found.append(f"{where}: avg {_fmt_us(avg)} us is above max {_fmt_us(hi)} us")
+    if avg is not None and lo is not None and avg < lo - 0.5:
+        found.append(f"{where}: avg {_fmt_us(avg)} us is below min {_fmt_us(lo)} us")
+    if thread.counts.size:
+        top, bottom = int(thread.buckets[-1]), int(thread.buckets[0])
+        if hi is not None and hi < top:
+            found.append(
+                f"{where}: max {_fmt_us(hi)} us is below its histogram's highest bucket ({top} us)"
+            )
+        if lo is not None and lo > bottom:
+            found.append(
+                f"{where}: min {_fmt_us(lo)} us is above its histogram's lowest bucket "
+                f"({bottom} us)"
+            )
+        if limit is not None and top >= limit:
+            beyond = int(np.count_nonzero(thread.buckets >= limit))
+            found.append(
+                f"{where}: {beyond} histogram bucket(s) at or beyond the -h{limit} limit "
+                f"(up to {top} us)"
+            )
+    overflows = thread.overflows or 0
+    if overflows > 0 and limit is not None and hi is not None and hi < limit:
+        found.append(
+            f"{where}: {overflows} overflow(s) (latencies of {limit} us or more) but max is "
+            f"{_fmt_us(hi)} us"
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class CyclictestResult:
     """A parsed cyclictest run."""
@@ -130,6 +195,17 @@ class CyclictestResult:
     interval_us: int | None = None
     priority: int | None = None
     notes: tuple[str, ...] = ()
+    #: Contradictions found while reading (unreadable buckets, NaN latencies...);
+    #: :attr:`problems` adds those between the figures.
+    read_problems: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every contradiction in the data; any one means no verdict can rest on it."""
+        found = list(self.read_problems)
+        for thread in self.threads:
+            found.extend(thread_problems(thread, self.histogram_limit_us))
+        return tuple(dict.fromkeys(found))
 
     @property
     def max_us(self) -> float | None:
@@ -182,6 +258,13 @@ def _as_int(value: Any) -> int | None:
 def _fits(value: int | None) -> bool:
     """An int64 histogram can hold it (a corrupt file may carry any integer)."""
     return value is not None and -(2**62) < value < 2**62
+
+
+def _text_int(digits: str) -> int:
+    """An integer from cyclictest's text; a longer one than int64 holds is corrupt."""
+    if len(digits.lstrip("-")) > _MAX_DIGITS:
+        raise CyclictestParseError(f"number {digits[:24]}... is too long to be a count")
+    return int(digits)
 
 
 def _as_float(value: Any) -> float | None:
@@ -241,13 +324,19 @@ class CmdlineOptions:
 
 
 def _cpu_list(text: str) -> tuple[int, ...] | None:
-    """``4-5`` or ``0,2,4-5``; None for anything else (negations, node masks)."""
+    """``4-5`` or ``0,2,4-5``; None for anything else (negations, node masks, CPUs
+    beyond :data:`MAX_THREADS`: a range is never expanded past it)."""
     cpus: list[int] = []
     for part in text.split(","):
         first, _, last = part.partition("-")
         if not first.isdigit() or (last and not last.isdigit()):
             return None
-        cpus.extend(range(int(first), int(last or first) + 1))
+        if len(first) > 5 or len(last) > 5:
+            return None
+        start, end = int(first), int(last or first)
+        if end >= MAX_THREADS or len(cpus) + max(0, end - start + 1) > MAX_THREADS:
+            return None
+        cpus.extend(range(start, end + 1))
     return tuple(cpus) or None
 
 
@@ -330,7 +419,7 @@ def with_cmdline(result: CyclictestResult, cmdline: str) -> CyclictestResult:
     )
 
 
-def _sparse_histogram(raw: Any, notes: list[str], where: str) -> tuple[IntArray, IntArray]:
+def _sparse_histogram(raw: Any, problems: list[str], where: str) -> tuple[IntArray, IntArray]:
     """Buckets and counts from ``{"us": count}``, ``[[us, count], ...]`` or a dense list."""
     if raw is None:
         return _EMPTY, _EMPTY
@@ -348,75 +437,115 @@ def _sparse_histogram(raw: Any, notes: list[str], where: str) -> tuple[IntArray,
             values = counts.astype(np.int64, copy=False)
             keys = np.array(list(raw.keys())).astype(np.int64)
         except (ValueError, TypeError, OverflowError):
-            pairs = [(_as_int(k), _as_int(v)) for k, v in raw.items()]
-            good = [(k, v) for k, v in pairs if _fits(k) and _fits(v)]
-            if len(good) != len(pairs):
-                notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
-            keys = np.array([k for k, _ in good], dtype=np.int64)
-            values = np.array([v for _, v in good], dtype=np.int64)
+            keys, values = _pairs(
+                [(_as_int(k), _as_int(v)) for k, v in raw.items()], problems, where
+            )
     elif isinstance(raw, list):
         if raw and all(isinstance(item, list | tuple) and len(item) == 2 for item in raw):
             pairs = [(_as_int(item[0]), _as_int(item[1])) for item in raw]
         else:
             pairs = [(i, _as_int(v)) for i, v in enumerate(raw)]
-        good = [(k, v) for k, v in pairs if _fits(k) and _fits(v)]
-        if len(good) != len(pairs):
-            notes.append(f"{where}: skipped {len(pairs) - len(good)} unreadable bucket(s)")
-        keys = np.array([k for k, _ in good], dtype=np.int64)
-        values = np.array([v for _, v in good], dtype=np.int64)
+        keys, values = _pairs(pairs, problems, where)
     else:
-        notes.append(f"{where}: histogram is a {type(raw).__name__}, ignored")
+        problems.append(f"{where}: histogram is a {type(raw).__name__}, not buckets")
         return _EMPTY, _EMPTY
-    return _normalise_buckets(keys, values, notes, where)
+    return _normalise_buckets(keys, values, problems, where)
+
+
+def _pairs(
+    pairs: list[tuple[int | None, int | None]], problems: list[str], where: str
+) -> tuple[IntArray, IntArray]:
+    good = [(k, v) for k, v in pairs if _fits(k) and _fits(v)]
+    if len(good) != len(pairs):
+        problems.append(f"{where}: {len(pairs) - len(good)} histogram bucket(s) unreadable")
+    keys = np.array([k for k, _ in good], dtype=np.int64)
+    values = np.array([v for _, v in good], dtype=np.int64)
+    return keys, values
 
 
 def _normalise_buckets(
-    keys: IntArray, values: IntArray, notes: list[str], where: str
+    keys: IntArray, values: IntArray, problems: list[str], where: str
 ) -> tuple[IntArray, IntArray]:
-    bad = (keys < 0) | (values < 0)
-    if bad.any():
-        notes.append(f"{where}: dropped {int(bad.sum())} negative bucket(s)")
-        keys, values = keys[~bad], values[~bad]
-    nonzero = values > 0
-    keys, values = keys[nonzero], values[nonzero]
+    """Sorted, merged, non-empty buckets. Negative or absurd buckets and counts are
+    problems and are left out, so the sums below cannot overflow int64."""
+    negative = (keys < 0) | (values < 0)
+    if negative.any():
+        problems.append(f"{where}: {int(negative.sum())} negative histogram bucket(s) or count(s)")
+    absurd = ~negative & ((keys > MAX_BUCKET_US) | (values > MAX_COUNT))
+    if absurd.any():
+        problems.append(
+            f"{where}: {int(absurd.sum())} histogram bucket(s) beyond any possible latency or count"
+        )
+    keep = ~negative & ~absurd & (values > 0)
+    keys, values = keys[keep], values[keep]
     if keys.size and not bool(np.all(keys[1:] > keys[:-1])):
         # Unsorted or repeated keys ("5" and "05"): merge them.
-        unique, inverse = np.unique(keys, return_inverse=True)
-        values = np.bincount(inverse, weights=values, minlength=unique.size).astype(np.int64)
-        keys = unique
+        order = np.argsort(keys, kind="stable")
+        keys, values = keys[order], values[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        values = np.add.reduceat(values, starts)
+        keys = keys[starts]
     return keys.astype(np.int64, copy=False), values.astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------- JSON
 
-_NAN_RE = re.compile(r"(?<=[:\[,])(\s*)-?(?:nan|inf)\b", re.IGNORECASE)
+# glibc prints "nan"/"-nan"/"inf" where a number belongs (0/0 averages); that is not
+# JSON. Quoted, the value stays known as not-a-number instead of becoming "absent".
+_NAN_RE = re.compile(r"(?<=[:\[,])(\s*)(-?(?:nan|inf))\b", re.IGNORECASE)
 
 
 def _load_json_text(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:
-        # glibc prints "nan"/"-nan" for 0/0 averages; that is not JSON.
-        repaired = _NAN_RE.sub(r"\1null", text)
+        repaired = _NAN_RE.sub(r'\1"\2"', text)
         if repaired != text:
             try:
                 return json.loads(repaired)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, ValueError, RecursionError):
                 pass
         raise CyclictestParseError(
             f"not valid JSON (line {first.lineno}, column {first.colno}: {first.msg}); "
             "the file is truncated or corrupt"
         ) from first
+    except RecursionError as exc:
+        raise CyclictestParseError("JSON nested too deeply to be cyclictest's") from exc
+    except ValueError as exc:  # an integer longer than Python converts
+        raise CyclictestParseError(f"not readable JSON: {exc}") from exc
 
 
-def _json_thread(index: int, raw: Any, limit: int | None, notes: list[str]) -> ThreadLatency | None:
-    where = f"thread {index}"
-    if not isinstance(raw, Mapping):
-        notes.append(f"{where}: not an object, skipped")
+def _latency(
+    raw: Mapping[str, Any], keys: tuple[str, ...], problems: list[str], where: str
+) -> float | None:
+    """A latency in microseconds; present but not a finite number is a problem."""
+    value = _first(raw, *keys)
+    if value is None:
         return None
-    buckets, counts = _sparse_histogram(raw.get("histogram"), notes, where)
+    number = _as_float(value)
+    if number is None:
+        shown = value if isinstance(value, str | int | float) else type(value).__name__
+        problems.append(f"{where}: {keys[0]} latency is {shown!r}, not a number of microseconds")
+    return number
+
+
+def _json_thread(
+    index: int, raw: Any, limit: int | None, notes: list[str], problems: list[str]
+) -> ThreadLatency | None:
+    if not isinstance(raw, Mapping):
+        notes.append(f"thread {index}: not an object, skipped")
+        return None
+    cpu = _as_int(raw.get("cpu"))
+    if cpu is not None and not 0 <= cpu < MAX_THREADS:
+        cpu = None  # -1: not pinned
+    where = f"CPU {cpu}" if cpu is not None else f"thread {index}"
+    buckets, counts = _sparse_histogram(raw.get("histogram"), problems, where)
     in_range = int(counts.sum())
-    cycles = _as_int(_first(raw, "cycles", "count", "samples"))
+    raw_cycles = _first(raw, "cycles", "count", "samples")
+    cycles = _as_int(raw_cycles)
+    if raw_cycles is not None and (cycles is None or isinstance(raw_cycles, bool)):
+        problems.append(f"{where}: cycles is {raw_cycles!r}, not a count")
+        cycles = None
     # Only a recorded zero means "no sample": then min/max/avg are placeholders.
     no_samples = cycles == 0
     overflows: int | None = None
@@ -427,24 +556,24 @@ def _json_thread(index: int, raw: Any, limit: int | None, notes: list[str]) -> T
             overflows = 0
     elif counts.size or (limit is not None and cycles > 0):
         if cycles < in_range:
-            notes.append(f"{where}: histogram holds {in_range} samples but cycles is {cycles}")
-            cycles = in_range
-        overflows = cycles - in_range
-    if counts.size and limit is not None:
-        beyond = buckets >= limit
-        if beyond.any():
-            notes.append(f"{where}: {int(beyond.sum())} bucket(s) at or beyond the -h{limit} limit")
-    min_us = _as_float(_first(raw, "min", "min_us"))
-    max_us = _as_float(_first(raw, "max", "max_us"))
-    avg_us = _as_float(_first(raw, "avg", "avg_us", "mean"))
+            problems.append(
+                f"{where}: histogram holds {in_range} samples but cycles is only {cycles}"
+            )
+        overflows = max(0, cycles - in_range)
+    latency_problems: list[str] = []
+    min_us = _latency(raw, ("min", "min_us"), latency_problems, where)
+    max_us = _latency(raw, ("max", "max_us"), latency_problems, where)
+    avg_us = _latency(raw, ("avg", "avg_us", "mean"), latency_problems, where)
     if no_samples:
+        # cyclictest prints placeholders (nan averages, min 1000000) for an idle thread.
         min_us = max_us = avg_us = None
-    elif min_us is not None and min_us >= _UNSET_MIN:
-        min_us = None
-    cpu = _as_int(raw.get("cpu"))
+    else:
+        problems.extend(latency_problems)
+        if min_us is not None and min_us >= _UNSET_MIN:
+            min_us = None
     return ThreadLatency(
         index=index,
-        cpu=cpu if cpu is not None and cpu >= 0 else None,  # -1: thread not pinned
+        cpu=cpu,
         cycles=cycles,
         min_us=min_us,
         avg_us=avg_us,
@@ -463,6 +592,7 @@ def parse_json(text: str | bytes) -> CyclictestResult:
     if not isinstance(data, Mapping):
         raise CyclictestParseError(f"expected a JSON object, found {type(data).__name__}")
     notes: list[str] = []
+    problems: list[str] = []
     file_version = _as_int(data.get("file_version"))
     if file_version is not None and file_version not in KNOWN_FILE_VERSIONS:
         notes.append(f"file_version {file_version} is newer than this parser; read as version 1")
@@ -482,7 +612,8 @@ def parse_json(text: str | bytes) -> CyclictestResult:
     threads = [
         thread
         for index, raw in sorted(items, key=lambda item: item[0])
-        if (thread := _json_thread(index, raw, options.histogram_limit_us, notes)) is not None
+        if (thread := _json_thread(index, raw, options.histogram_limit_us, notes, problems))
+        is not None
     ]
     if not threads:
         raise CyclictestParseError("no measurement thread in the JSON file")
@@ -507,6 +638,7 @@ def parse_json(text: str | bytes) -> CyclictestResult:
         interval_us=options.interval_us,
         priority=options.priority,
         notes=tuple(notes),
+        read_problems=tuple(problems),
     )
 
 
@@ -520,6 +652,18 @@ _SUMMARY_RE = re.compile(
     r"^#\s*(Total|Min Latencies|Avg Latencies|Max Latencies|Histogram Overflows)\s*:\s*(.*)$"
 )
 _OVERFLOW_THREAD_RE = re.compile(r"^#\s*Thread\s+(\d+):(.*)$")
+# Cycle numbers listed per thread after "# Histogram Overflow at cycle number:" (shown, not
+# judged): the first ones are enough.
+_MAX_OVERFLOW_CYCLES = 1000
+
+
+def _thread_index(digits: str) -> int:
+    index = _text_int(digits)
+    if index >= MAX_THREADS:
+        raise CyclictestParseError(
+            f"thread {index}: cyclictest runs one thread per CPU, not {index + 1}"
+        )
+    return index
 
 
 def parse_text(text: str | bytes) -> CyclictestResult:
@@ -527,6 +671,7 @@ def parse_text(text: str | bytes) -> CyclictestResult:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     notes: list[str] = []
+    problems: list[str] = []
     thread_lines: dict[int, dict[str, int]] = {}
     rows: list[list[int]] = []
     summary: dict[str, list[int]] = {}
@@ -538,27 +683,32 @@ def parse_text(text: str | bytes) -> CyclictestResult:
         if line.startswith("T:"):
             match = _THREAD_LINE_RE.match(line)
             if match:
-                fields = {k: int(v) for k, v in _FIELD_RE.findall(match.group(3))}
+                fields = {k: _text_int(v) for k, v in _FIELD_RE.findall(match.group(3))}
                 # Non-quiet output repeats the line as it updates: the last one wins.
-                thread_lines[int(match.group(1))] = fields
+                thread_lines[_thread_index(match.group(1))] = fields
             continue
         if _HIST_LINE_RE.match(line):
-            rows.append([int(v) for v in line.split()])
+            rows.append([_text_int(v) for v in line.split()])
             continue
         match = _SUMMARY_RE.match(line)
         if match:
-            summary[match.group(1)] = [int(v) for v in re.findall(r"\d+", match.group(2))]
+            values = re.findall(r"\d+", match.group(2))
+            if len(values) > MAX_THREADS + 1:
+                raise CyclictestParseError(f"'# {match.group(1)}' lists {len(values)} threads")
+            summary[match.group(1)] = [_text_int(v) for v in values]
             continue
         match = _OVERFLOW_THREAD_RE.match(line)
         if match:
-            listed = match.group(2).split("#", 1)[0]
-            overflow_at[int(match.group(1))] = tuple(int(v) for v in listed.split())
+            listed = match.group(2).split("#", 1)[0].split()[:_MAX_OVERFLOW_CYCLES]
+            overflow_at[_thread_index(match.group(1))] = tuple(_text_int(v) for v in listed)
 
     nthreads = _text_thread_count(thread_lines, rows, summary)
     if nthreads == 0:
         raise CyclictestParseError(
             "no cyclictest thread found in the text (expected 'T: n ...' lines or a '# Histogram')"
         )
+    if nthreads > MAX_THREADS:
+        raise CyclictestParseError(f"{nthreads} threads: cyclictest runs one per CPU")
     bucket_ids, matrix = _histogram_matrix(rows, nthreads, notes)
     threads = []
     for index in range(nthreads):
@@ -570,15 +720,17 @@ def parse_text(text: str | bytes) -> CyclictestResult:
                 matrix=matrix,
                 summary=summary,
                 overflow_at=overflow_at,
+                problems=problems,
             )
         )
     return CyclictestResult(
         source="text",
         threads=tuple(threads),
-        histogram_limit_us=(int(bucket_ids[-1]) + 1) if bucket_ids.size else None,
+        histogram_limit_us=(int(bucket_ids.max()) + 1) if bucket_ids.size else None,
         priority=next((f["P"] for f in thread_lines.values() if "P" in f), None),
         interval_us=next((f["I"] for f in thread_lines.values() if "I" in f), None),
         notes=tuple(notes),
+        read_problems=tuple(problems),
     )
 
 
@@ -622,6 +774,7 @@ def _text_thread(
     matrix: npt.NDArray[np.int64],
     summary: Mapping[str, list[int]],
     overflow_at: Mapping[int, tuple[int, ...]],
+    problems: list[str],
 ) -> ThreadLatency:
     def summary_value(key: str) -> int | None:
         values = summary.get(key)
@@ -629,22 +782,29 @@ def _text_thread(
 
     buckets, counts = _EMPTY, _EMPTY
     if bucket_ids.size:
-        column = matrix[:, index]
-        keep = column > 0
-        buckets, counts = bucket_ids[keep], column[keep]
+        buckets, counts = _normalise_buckets(
+            bucket_ids, matrix[:, index], problems, f"thread {index}"
+        )
     has_histogram = bool(bucket_ids.size) or "Total" in summary
     overflows = summary_value("Histogram Overflows")
     if overflows is None and has_histogram:
         overflows = 0
+    in_range = int(counts.sum())
     total = summary_value("Total")
     if total is None:
-        total = int(counts.sum())
+        total = in_range
+    elif total < in_range:
+        problems.append(
+            f"thread {index}: histogram holds {in_range} samples but '# Total' is {total}"
+        )
     cycles: int | None = line.get("C") if line else None
     counted = cycles is not None or has_histogram
     if cycles is None:
         # Without "C:" or a histogram (the guide's short form) the count is unknown:
         # 0, with the line's statistics kept.
         cycles = total + (overflows or 0)
+    elif has_histogram and cycles < in_range:
+        problems.append(f"thread {index}: histogram holds {in_range} samples but C: is {cycles}")
 
     def pick(line_key: str, summary_key: str) -> float | None:
         value = summary_value(summary_key)

@@ -4,7 +4,9 @@ A host *passes* when its audit has no failed check and every latency gate it
 is subject to passes; *warn* when it passes but an audit check warned or could
 not be decided; *fail* when a check or a gate failed; *error* when it could
 not be validated (unreachable, results missing or unreadable, a gate that the
-data cannot decide). The fleet passes when every host passes or warns.
+data cannot decide). A host whose data contradicts itself (state
+``inconsistent``) is an *error* whatever its figures say: neither a pass nor a
+fail can rest on such data. The fleet passes when every host passes or warns.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def _worst(verdicts: list[HostVerdict]) -> HostVerdict:
 
 
 def _judge_state(record: HostRecord, verdicts: list[HostVerdict], reasons: list[str]) -> None:
-    if record.state in ("unreachable", "missing", "failed"):
+    if record.state in ("unreachable", "missing", "failed", "inconsistent"):
         verdicts.append("error")
         reasons.extend(record.problems)
     elif record.state != "ok":
@@ -193,7 +195,7 @@ def judge_host(record: HostRecord, run: LoadedRun) -> HostReport:
         gate=gate,
         summary=summary,
         gate_results=results,
-        verdict=_worst(verdicts),
+        verdict="error" if "inconsistent" in record.problem_states else _worst(verdicts),
         reasons=reasons,
         budget=budget,
     )

@@ -14,6 +14,7 @@ a virtual machine cannot meet a real-time bound and should not be asked to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -81,6 +82,32 @@ DEFAULT_GATES: Mapping[str, Gate] = {
 _LIMIT_KEYS = ("max_us", "avg_us", "p99_9_us", "max_overflows")
 
 
+# A limit above this (about 31 years in microseconds, or that many overflows) is a typo.
+MAX_LIMIT = 1e15
+
+
+def _limit(where: str, value: Any, *, integer: bool) -> float | int:
+    """A gate limit: a finite, non-negative number (NaN, infinity or a huge one is a typo
+    that would pass every host)."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = None
+    if number is None or not math.isfinite(number) or not 0 <= number <= MAX_LIMIT:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ReportError(
+            f"{where} must be a finite non-negative number (at most {MAX_LIMIT:g}) or null, "
+            f"not {shown}"
+        )
+    if integer:
+        if not number.is_integer():
+            raise ReportError(f"{where} must be a whole number of overflows, not {value!r}")
+        return int(number)
+    return number
+
+
 def gate_from_mapping(group: str, raw: Any, base: Gate | None = None) -> Gate:
     """A gate from ``run.json``; keys it omits keep ``base`` (the default for that group)."""
     where = f"run.json: gates.{group}"
@@ -98,9 +125,7 @@ def gate_from_mapping(group: str, raw: Any, base: Gate | None = None) -> Gate:
         if value is None:
             changes[key] = None
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ReportError(f"{where}.{key} must be a non-negative number or null, not {value!r}")
-        changes[key] = int(value) if key == "max_overflows" else float(value)
+        changes[key] = _limit(f"{where}.{key}", value, integer=key == "max_overflows")
     if "exclusive" in raw:
         if not isinstance(raw["exclusive"], bool):
             raise ReportError(f"{where}.exclusive must be true or false")

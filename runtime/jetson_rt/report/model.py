@@ -13,12 +13,17 @@ from jetson_rt.report.gates import Gate
 CheckStatus = Literal["pass", "warn", "fail", "unknown"]
 CHECK_STATUSES: tuple[CheckStatus, ...] = ("pass", "warn", "fail", "unknown")
 
-#: What the loader could read for a host, worst first.
-HostState = Literal["unreachable", "missing", "failed", "corrupt", "incomplete", "ok"]
+#: What the loader could read for a host, worst first. ``inconsistent``: the data
+#: contradicts itself (a max below its histogram, NaN latencies, host.json naming
+#: another host) or a link leaves RUN_DIR; no verdict can rest on it.
+HostState = Literal[
+    "unreachable", "missing", "failed", "inconsistent", "corrupt", "incomplete", "ok"
+]
 HOST_STATES: tuple[HostState, ...] = (
     "unreachable",
     "missing",
     "failed",
+    "inconsistent",
     "corrupt",
     "incomplete",
     "ok",

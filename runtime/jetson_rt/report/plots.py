@@ -115,6 +115,27 @@ class Plots:
     legends: dict[str, list[LegendEntry]]
 
 
+def _steps(buckets: Any, counts: Any) -> tuple[Any, Any]:
+    """Step-plot points for sparse buckets: bucket d holds [d, d+1) us, and a run of
+    empty buckets is one point below the axis floor, so gaps show as drops instead of
+    lines across them. As many points as non-empty buckets (plus gaps), never one per
+    microsecond: a bucket at 10^9 us costs what a bucket at 10 us costs."""
+    gap_after = np.r_[buckets[1:] != buckets[:-1] + 1, False]
+    parts_x = [buckets, buckets[gap_after] + 1, buckets[-1:] + 1]
+    parts_y = [
+        counts.astype(float),
+        np.full(int(gap_after.sum()), _EMPTY_BUCKET),
+        counts[-1:].astype(float),
+    ]
+    if buckets[0] > 0:
+        parts_x.insert(0, np.zeros(1, dtype=buckets.dtype))
+        parts_y.insert(0, np.full(1, _EMPTY_BUCKET))
+    xs = np.concatenate(parts_x)
+    ys = np.concatenate(parts_y)
+    order = np.argsort(xs, kind="stable")
+    return xs[order], ys[order]
+
+
 def _plotted_threads(result: CyclictestResult) -> list[ThreadLatency]:
     return [t for t in result.threads if t.counts.size]
 
@@ -330,13 +351,9 @@ class _HistogramFigure:
         right = 0.0
         top = 1.0
         for line, thread in zip(self.lines, threads, strict=False):
-            # Bucket d holds [d, d+1) us. Dense steps, with empty buckets drawn below the
-            # axis floor, show gaps as drops instead of lines across them.
+            xs, ys = _steps(thread.buckets, thread.counts)
             end = int(thread.buckets[-1]) + 1
-            dense = np.full(end + 1, _EMPTY_BUCKET)
-            dense[thread.buckets] = thread.counts
-            dense[end] = dense[end - 1]
-            line.set_data(np.arange(end + 1), dense)
+            line.set_data(xs, ys)
             line.set_visible(True)
             right = max(right, float(end))
             top = max(top, float(thread.counts.max()))

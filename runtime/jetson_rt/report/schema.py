@@ -140,7 +140,17 @@ _HOST = _object(
     {
         "name": {"type": "string", "minLength": 1},
         "groups": _STR_LIST,
-        "state": {"enum": ["unreachable", "missing", "failed", "corrupt", "incomplete", "ok"]},
+        "state": {
+            "enum": [
+                "unreachable",
+                "missing",
+                "failed",
+                "inconsistent",
+                "corrupt",
+                "incomplete",
+                "ok",
+            ]
+        },
         "verdict": _VERDICT,
         "reasons": _STR_LIST,
         "problems": _STR_LIST,

@@ -157,8 +157,11 @@ def test_missing_and_malformed_fields_are_noted_not_fatal() -> None:
     notes = " ".join(result.notes)
     assert "thread 2: not an object" in notes
     assert "'three' is not a number" in notes
-    assert "unreadable bucket" in notes
-    assert "negative bucket" in notes
+    # Unreadable or negative buckets are not notes: the histogram cannot back a verdict.
+    problems = " ".join(result.problems)
+    assert "2 histogram bucket(s) unreadable" in problems
+    assert "1 negative histogram bucket(s)" in problems
+    assert "unreadable" not in notes
 
 
 def test_nan_average_and_empty_thread() -> None:
@@ -174,7 +177,7 @@ def test_nan_average_and_empty_thread() -> None:
 def test_future_file_version_and_thread_list() -> None:
     result = parse_file(fixture("variant-file-version-2-thread-list.json"))
     assert any("file_version 2" in note for note in result.notes)
-    assert any("beyond the -h400 limit" in note for note in result.notes)
+    assert any("beyond the -h400 limit" in problem for problem in result.problems)
     assert result.histogram_limit_us == 400  # --histogram=400
     assert result.priority == 90  # --priority=90
     pairs, dense = result.threads
@@ -295,11 +298,11 @@ def test_parse_cmdline(
     assert options.priority == priority
 
 
-def test_absurd_counts_are_skipped_not_fatal() -> None:
+def test_absurd_counts_are_skipped_and_a_problem() -> None:
     result = parse_json('{"thread": {"0": {"histogram": {"5": 10, "6": 1' + "0" * 30 + "}}}}")
     (thread,) = result.threads
     assert thread.buckets.tolist() == [5]
-    assert any("unreadable bucket" in note for note in result.notes)
+    assert any("unreadable" in problem for problem in result.problems)
 
 
 def test_unpinned_thread_and_max_without_cycles() -> None:

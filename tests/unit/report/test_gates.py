@@ -80,7 +80,7 @@ def test_run_json_overrides_only_given_keys() -> None:
     ("raw", "message"),
     [
         ([1], "must be an object"),
-        ({"max_us": "fast"}, "max_us must be a non-negative number"),
+        ({"max_us": "fast"}, "max_us must be a finite non-negative number"),
         ({"max_us": -1}, "non-negative"),
         ({"max_us": True}, "non-negative number"),
         ({"p99": 10}, "unknown key"),
