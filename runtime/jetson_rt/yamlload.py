@@ -111,8 +111,9 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 def parse_yaml(text: str, origin: str = "<string>") -> Any:
     """One YAML document from ``text`` (see the module doc for what is refused)."""
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # reads the stream: may refuse a character already
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin} is not valid YAML: {_where(exc)}{_problem(exc)}") from None
@@ -122,7 +123,8 @@ def parse_yaml(text: str, origin: str = "<string>") -> Any:
     except RecursionError:
         raise ConfigError(f"{origin} is not valid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml(path: Path, what: str = "file") -> Any:

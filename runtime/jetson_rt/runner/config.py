@@ -394,6 +394,7 @@ _BACKEND_OPTIONS: dict[str, dict[str, OptionCheck]] = {
         "dla_core": ("int", (0, 15)),
         "use_cuda_graph": ("bool", None),
         "device": ("int", (0, 15)),
+        "shape_values": ("values", None),
     },
 }
 # Backend keyword arguments the configuration sets elsewhere.
@@ -435,6 +436,8 @@ def _options(
             options[key] = section.bool_(key, False)
         elif kind == "choice":
             options[key] = section.choice(key, "", cast("tuple[str, ...]", bounds))
+        elif kind == "values":
+            options[key] = _shape_values(section.raw(key), section.key_path(key), errors)
         else:
             options[key] = _checked_path(section, key)
     if known is not None:
@@ -442,6 +445,26 @@ def _options(
             section.raw(key)  # every known option is a valid suggestion
         section.done()
     return {key: value for key, value in options.items() if value not in ("", None)}
+
+
+def _shape_values(raw: object, where: str, errors: _Errors) -> dict[str, list[int]] | None:
+    """Values of shape-tensor inputs: ``{name: [int, ...]}``."""
+    if not isinstance(raw, dict) or not raw:
+        errors.add(where, "must map shape-tensor input names to lists of integers")
+        return None
+    values: dict[str, list[int]] = {}
+    for name, items in raw.items():
+        ok = isinstance(items, list) and 0 < len(items) <= MAX_DIMS
+        if ok and all(
+            isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**31 for v in items
+        ):
+            values[str(name)] = list(items)
+        else:
+            errors.add(
+                f"{where}.{_show(name)}",
+                f"must be a list of 1 to {MAX_DIMS} 32-bit integers, got {_show(items)}",
+            )
+    return values
 
 
 def check_bench_options(backend: str, options: dict[str, object]) -> dict[str, object]:
