@@ -25,7 +25,7 @@ application.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -454,6 +454,14 @@ class TensorRTBackend(BackendLifecycle):
         stream.synchronize()
         timer.read_into(self._stage_ms)
         timer.reset()
+
+    def gpu_stage_hook(self) -> tuple[Stream, dict[str, int], Callable[[Stream], None]]:
+        """For pre/post stages captured with the inference (:mod:`jetson_rt.prepost`):
+        the stream, each device-bound tensor's address, and a call queuing the inference."""
+        if self._stream is None:
+            raise EngineError("activate the backend first")
+        buffers = {name: buffer.ptr for name, buffer in self._device_buffers.items()}
+        return self._stream, buffers, lambda _stream: self._enqueue()
 
     @property
     def uses_cuda_graph(self) -> bool:

@@ -14,7 +14,8 @@ backend that exposes its device bindings (``device_binding(name)`` and
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,9 @@ from jetson_rt.backends.base import Backend, BackendName, Stage, TensorSpec
 from jetson_rt.errors import ConfigError
 from jetson_rt.prepost.cpu import CpuPostprocess, CpuPreprocess
 from jetson_rt.prepost.spec import PostprocessSpec, PreprocessSpec, check_fit
+
+if TYPE_CHECKING:
+    from jetson_rt.prepost.gpu import GpuPipeline
 
 FRAME = "frame"
 
@@ -62,6 +66,8 @@ class PrePostBackend:
         self._outputs: tuple[TensorSpec, ...] = ()
         self._host_in: dict[str, npt.NDArray[Any]] = {}
         self._host_out: dict[str, npt.NDArray[Any]] = {}
+        self._gpu: GpuPipeline | None = None
+        self._nan_times: dict[Stage, float] = {"h2d": math.nan, "infer": math.nan, "d2h": math.nan}
 
     @property
     def name(self) -> BackendName:
@@ -104,6 +110,10 @@ class PrePostBackend:
             )
         if problems:
             raise ConfigError("; ".join(problems))
+        hook = getattr(inner, "gpu_stage_hook", None)
+        if hook is not None and pre is not None and in_spec is not None:
+            self._bind_gpu(hook, pre, post, in_spec, out_spec)
+            return
         host_in = dict(inner.host_inputs())
         if pre is not None and in_spec is not None:
             self._pre = CpuPreprocess(pre)
@@ -126,10 +136,73 @@ class PrePostBackend:
             self._outputs = inner.outputs
             self._host_out = inner.host_outputs()
 
+    def _bind_gpu(
+        self,
+        hook: Any,
+        pre: PreprocessSpec,
+        post: PostprocessSpec | None,
+        in_spec: TensorSpec,
+        out_spec: TensorSpec | None,
+    ) -> None:
+        """Frame copy + pre + the inference + post as one graph on the backend's stream."""
+        from jetson_rt.prepost.gpu import GpuPipeline
+
+        stream, addresses, infer = hook()
+        output_half = False
+        if out_spec is not None:
+            if out_spec.dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
+                raise ConfigError(
+                    f"{self.where}.postprocess.output: {out_spec.name!r} is {out_spec.dtype}; "
+                    "the GPU stages read float32 or float16"
+                )
+            output_half = out_spec.dtype == np.dtype(np.float16)
+        if in_spec.name not in addresses or (
+            out_spec is not None and out_spec.name not in addresses
+        ):
+            raise ConfigError(
+                f"{self.where}: the GPU stages need the model's input and output in device memory"
+            )
+        pipeline = self._gpu = GpuPipeline(
+            stream,
+            pre,
+            post if post is not None else PostprocessSpec(kind="none"),
+            input_ptr=addresses[in_spec.name],
+            output_ptr=addresses[out_spec.name] if out_spec is not None else 0,
+            output_shape=out_spec.shape if out_spec is not None else (1,),
+            output_half=output_half,
+            infer=infer,
+        )
+        frame = pipeline.frame
+        assert frame is not None
+        frame_spec = TensorSpec(FRAME, pre.frame_shape, np.dtype(np.uint8))
+        others = [s for s in self.inner.inputs if s.name != in_spec.name]
+        if others:
+            pipeline.close()
+            self._gpu = None
+            raise ConfigError(f"{self.where}.preprocess: the GPU stages feed single-input models")
+        self._inputs = (frame_spec,)
+        self._host_in = {FRAME: frame.array}
+        if post is not None:
+            self._host_out = pipeline.outputs
+            self._outputs = tuple(
+                TensorSpec(key, array.shape, array.dtype) for key, array in self._host_out.items()
+            )
+        else:
+            self._outputs = self.inner.outputs
+            self._host_out = self.inner.host_outputs()
+
+    @property
+    def gpu_lane(self) -> bool:
+        """True when the stages run on the GPU, captured with the inference."""
+        return self._gpu is not None
+
     def deactivate(self) -> None:
         if not self._active:
             return
         self._active = False
+        if self._gpu is not None:
+            self._gpu.close()
+            self._gpu = None
         self.inner.deactivate()
 
     @property
@@ -147,25 +220,38 @@ class PrePostBackend:
         return self._host_out
 
     def stage_in(self) -> None:
+        if self._gpu is not None:
+            return  # the frame copy is the graph's first node
         if self._pre is not None:
             assert self._frame is not None and self._target is not None
             self._pre.run(self._frame, self._target)
         self.inner.stage_in()
 
     def execute(self) -> None:
+        if self._gpu is not None:
+            self._gpu.run()
+            return
         self.inner.execute()
 
     def stage_out(self) -> None:
+        if self._gpu is not None:
+            if self.post_spec is None:
+                self.inner.stage_out()  # raw outputs: the backend's own copies
+            return
         self.inner.stage_out()
 
     def synchronize(self) -> None:
+        if self._gpu is not None:
+            self._gpu.synchronize()
+            return
         self.inner.synchronize()
         if self._post is not None:
             assert self._raw is not None
             self._post.run(self._raw)
 
     def stage_times_ms(self) -> dict[Stage, float]:
-        return self.inner.stage_times_ms()
+        # The GPU lane's one graph has no per-stage events: the runner's clock times it.
+        return self._nan_times if self._gpu is not None else self.inner.stage_times_ms()
 
     def __enter__(self) -> PrePostBackend:
         self.activate()

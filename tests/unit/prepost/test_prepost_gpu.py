@@ -311,3 +311,145 @@ def test_pipeline_allocates_nothing_per_frame(gpu: Any) -> None:
             count = int(pipeline.outputs["count"][0])
     assert before == after
     assert 0 < count <= 100
+
+
+class DeviceHeadModel:
+    """A GPU backend stand-in (TensorRT exists only on Jetsons) with the TensorRT
+    backend's ``gpu_stage_hook``: its "inference" copies a fixed YOLO head into the
+    output binding, device to device, on the backend's stream."""
+
+    name = "tensorrt"
+
+    def __init__(self, head_array: Any, size: tuple[int, int] = (64, 64)) -> None:
+        from jetson_rt.backends.base import TensorSpec
+
+        self.head = head_array
+        self._inputs = (TensorSpec("images", (1, 3, *size), np.dtype(np.float32)),)
+        self._outputs = (TensorSpec("output0", head_array.shape, np.dtype(np.float32)),)
+        self.buffers: dict[str, Any] = {}
+        self.stream: Any = None
+
+    def activate(self) -> None:
+        from jetson_rt.cuda import DeviceBuffer, Stream
+
+        self.stream = Stream()
+        for spec in (*self._inputs, *self._outputs):
+            self.buffers[spec.name] = DeviceBuffer(spec.nbytes)
+        self.buffers["head"] = DeviceBuffer(self.head.nbytes)
+        _write_device(self.buffers["head"].ptr, self.head)
+
+    def deactivate(self) -> None:
+        for buffer in self.buffers.values():
+            buffer.close()
+        self.buffers = {}
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def gpu_stage_hook(self) -> Any:
+        from jetson_rt.cuda import check, runtime
+
+        def infer(stream: Any) -> None:
+            rt = runtime()
+            check(
+                "cudaMemcpyAsync",
+                rt.cudaMemcpyAsync(
+                    self.buffers["output0"].ptr,
+                    self.buffers["head"].ptr,
+                    self.head.nbytes,
+                    rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice,
+                    stream.handle,
+                ),
+            )
+
+        return self.stream, {k: v.ptr for k, v in self.buffers.items()}, infer
+
+    @property
+    def inputs(self) -> Any:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Any:
+        return self._outputs
+
+    def host_inputs(self) -> dict[str, Any]:
+        return {}
+
+    def host_outputs(self) -> dict[str, Any]:
+        return {}
+
+    def stage_in(self) -> None: ...
+    def execute(self) -> None: ...
+    def stage_out(self) -> None: ...
+    def synchronize(self) -> None: ...
+
+    def stage_times_ms(self) -> Any:
+        return {"h2d": float("nan"), "infer": float("nan"), "d2h": float("nan")}
+
+
+def test_runner_gpu_lane_matches_cpu_lane(gpu: Any, tmp_path: Any) -> None:
+    from yolo_model import write_yolo_model
+
+    from jetson_rt.prepost.backend import PrePostBackend, wrap
+    from jetson_rt.runner.config import InputConfig, parse_config
+    from jetson_rt.runner.service import Runner
+    from jetson_rt.runner.sources import FrameSource
+
+    model_path = tmp_path / "yolo.onnx"
+    head_array = write_yolo_model(model_path)
+    pre = {"format": "nv12", "width": 128, "height": 96, "resize": "letterbox", "size": [64, 64]}
+    post = {"kind": "detect", "max_det": 10}
+    doc = {
+        "schema_version": 1,
+        "models": {
+            "det": {
+                "backend": "onnxruntime",
+                "path": str(model_path),
+                "verify": False,
+                "preprocess": pre,
+                "postprocess": post,
+            }
+        },
+        "tasks": [{"name": "det", "tiers": ["det"], "deadline_ms": 200}],
+        "warmup": {"min_iterations": 3, "max_iterations": 20, "window": 3, "max_cv": 5.0},
+        "rt": {"priority": 0, "cpus": "all", "mlockall": False},
+        "watchdog": {"timeout_ms": 5000},
+        "stats": {"path": str(tmp_path / "stats.json"), "interval_s": 0.1},
+        "thermal": {"enabled": False},
+    }
+    config = parse_config(doc)
+    results = {}
+    frames = [
+        np.random.default_rng(k).integers(0, 256, (144, 128), dtype=np.uint8) for k in range(3)
+    ]
+    for lane in ("gpu", "cpu"):
+        wrapped: list[Any] = []
+
+        def factory(model: Any, lane: str = lane, wrapped: list[Any] = wrapped) -> Any:
+            if lane == "cpu":
+                from jetson_rt.runner.service import default_backend_factory
+
+                backend = default_backend_factory(model)
+            else:
+                backend = wrap(DeviceHeadModel(head_array), model)
+            wrapped.append(backend)
+            return backend
+
+        source = FrameSource(InputConfig(capacity=4))
+        runner = Runner(config, sources={"det": source}, backend_factory=factory)
+        scheduler = runner.prepare()
+        try:
+            assert isinstance(wrapped[0], PrePostBackend)
+            assert wrapped[0].gpu_lane == (lane == "gpu")
+            task = runner.tasks[0]
+            assert not source.push(frames[0][:100])  # wrong size: refused, counted
+            for frame in frames:
+                assert source.push(frame)
+                scheduler.run(max_inferences=task.inferences + 1)
+            assert source.rejected == 1
+            out = task.tiers[0].results()
+            results[lane] = {k: np.array(v, copy=True) for k, v in out.items()}
+        finally:
+            runner.release()
+    assert int(results["gpu"]["count"][0]) == int(results["cpu"]["count"][0]) == 2
+    np.testing.assert_array_equal(results["gpu"]["detections"], results["cpu"]["detections"])
