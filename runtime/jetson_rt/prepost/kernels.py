@@ -262,7 +262,7 @@ extern "C" __global__ void jrt_classify(
     __shared__ float sv[1024];
     __shared__ int si[1024];
     int t = threadIdx.x, n = blockDim.x;
-    float m = -INFINITY;
+    float m = __int_as_float(0xff800000);
     for (int c = t; c < classes; c += n) m = fmaxf(m, load(raw, half_in, c));
     sv[t] = m;
     __syncthreads();
@@ -290,7 +290,7 @@ extern "C" __global__ void jrt_classify(
     if (softmax) for (int c = t; c < classes; c += n) prob[c] = prob[c] / sum;
     __syncthreads();
     for (int k = 0; k < top_k; ++k) {
-        float best = -INFINITY;
+        float best = __int_as_float(0xff800000);
         int best_i = 0x7fffffff;
         for (int c = t; c < classes; c += n) arg_better(prob[c], c, best, best_i);
         sv[t] = best;
@@ -309,7 +309,7 @@ extern "C" __global__ void jrt_classify(
         if (t == 0) {
             out_cls[k] = si[0];
             out_score[k] = sv[0];
-            prob[si[0]] = -INFINITY;
+            prob[si[0]] = __int_as_float(0xff800000);
         }
         __syncthreads();
     }
