@@ -20,6 +20,7 @@ from jetson_rt.log import configure, logger
 _COMMAND_MODULES = (
     "jetson_rt.sim.cli",
     "jetson_rt.engine.cli",
+    "jetson_rt.engine.quantize",
     "jetson_rt.runner.cli",
     "jetson_rt.runner.listen",
     "jetson_rt.report.cli",

@@ -9,12 +9,22 @@ DequantizeLinear pairs where TensorRT fuses them and calibrates with ONNX
 Runtime on the CPU.
 
 ModelOpt is not a dependency of the runtime: ``pip install 'jetson-rt[quantize]'``
-(it pulls PyTorch, which ``modelopt.onnx.quantization`` imports).
+on the controller (about 6.5 GB: ``modelopt.onnx.quantization`` imports PyTorch,
+which pulls CUDA libraries, although the ONNX path calibrates on the CPU).
+
+``jetson-rt quantize MODEL --calib-dir DIR -o OUT`` writes the Q/DQ model; the
+inventory then names it as the model's source, and ``build-engine --precision
+int8`` (or ``best``) builds it with explicit INT8 and no calibration data.
+Layers ModelOpt leaves unquantized stay float32 (``--high-precision fp16``
+converts them to float16 in the file; TensorRT's ``best`` picks fp16 for them
+anyway).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +109,7 @@ def quantize_qdq(
     output: Path,
     *,
     calibration_method: str = "entropy",
+    high_precision: str = "fp32",
     limit: int | None = None,
 ) -> QuantizeResult:
     """Write ``output``, the INT8 Q/DQ version of ``model``, calibrated on ``calib_dir``.
@@ -114,6 +125,10 @@ def quantize_qdq(
         raise ConfigError(
             f"--calibration-method must be entropy or max, not {calibration_method!r}"
         )
+    if high_precision not in ("fp32", "fp16"):
+        raise ConfigError(f"--high-precision must be fp32 or fp16, not {high_precision!r}")
+    # Bad input is refused before ModelOpt is looked for.
+    data = load_calibration(model, calib_dir, limit)
     try:
         quantize = importlib.import_module("modelopt.onnx.quantization").quantize
     except ImportError as exc:
@@ -121,7 +136,6 @@ def quantize_qdq(
             "NVIDIA ModelOpt is not installed: pip install 'jetson-rt[quantize]' on the "
             f"controller (it pulls PyTorch) ({exc})"
         ) from exc
-    data = load_calibration(model, calib_dir, limit)
     ((name, batch),) = data.items()
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial.onnx")
@@ -133,6 +147,7 @@ def quantize_qdq(
             calibration_data={name: batch},
             calibration_method=calibration_method,
             calibration_eps=["cpu"],
+            high_precision_dtype=high_precision,
             output_path=str(partial),
         )
         if not partial.is_file():
@@ -151,3 +166,51 @@ def quantize_qdq(
     return QuantizeResult(
         output=output, samples=int(batch.shape[0]), seconds=seconds, qdq_nodes=qdq
     )
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "quantize",
+        help="INT8 Q/DQ ONNX from an ONNX model and .npy calibration samples (ModelOpt, CPU)",
+        description=(
+            "Explicit INT8 quantization on the controller with NVIDIA ModelOpt's ONNX PTQ "
+            "(calibrated with ONNX Runtime on the CPU). TensorRT builds the Q/DQ model with "
+            "--precision int8 and no calibration data. Needs jetson-rt[quantize]."
+        ),
+    )
+    parser.add_argument("model", type=Path, help="the float ONNX model")
+    parser.add_argument("--calib-dir", type=Path, required=True, help="folder of .npy samples")
+    parser.add_argument("-o", "--output", type=Path, help="default: MODEL.qdq.onnx")
+    parser.add_argument("--calibration-method", choices=("entropy", "max"), default="entropy")
+    parser.add_argument(
+        "--high-precision",
+        choices=("fp32", "fp16"),
+        default="fp32",
+        help="type of the layers left unquantized (default fp32)",
+    )
+    parser.add_argument("--limit", type=int, help="use at most this many samples")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = Path(args.model)
+    output = args.output or model.with_name(model.stem + ".qdq.onnx")
+    if args.limit is not None and args.limit <= 0:
+        raise ConfigError(f"--limit must be positive, not {args.limit}")
+    result = quantize_qdq(
+        model,
+        args.calib_dir,
+        output,
+        calibration_method=args.calibration_method,
+        high_precision=args.high_precision,
+        limit=args.limit,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(
+            f"{result.output}: {result.qdq_nodes} Q/DQ nodes, {result.samples} samples, "
+            f"{result.seconds:.1f} s"
+        )
+    return 0
