@@ -85,9 +85,13 @@ options:
     description: TensorRT builder optimisation level (0-5).
     type: int
   ort_optimization:
-    description: ONNX Runtime graph optimisation level of the saved model.
+    description:
+      - ONNX Runtime graph optimisation level of the saved model.
+      - V(all) (the command's default) assumes the build host's CPU features, which the
+        manifest records; a host without them refuses the artifact. V(portable) (the
+        same as V(extended)) makes an artifact that runs on any CPU of the architecture.
     type: str
-    choices: [disable, basic, extended, all]
+    choices: [disable, basic, extended, all, portable]
   extra_args:
     description: More C(build-engine) arguments, appended as given.
     type: list
@@ -216,7 +220,10 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "timing_cache": {"type": "path"},
     "workspace_mib": {"type": "int"},
     "builder_optimization_level": {"type": "int"},
-    "ort_optimization": {"type": "str", "choices": ["disable", "basic", "extended", "all"]},
+    "ort_optimization": {
+        "type": "str",
+        "choices": ["disable", "basic", "extended", "all", "portable"],
+    },
     "extra_args": {"type": "list", "elements": "str", "default": []},
     "jetson_rt": {"type": "path", "default": "/opt/jetson-rt/venv/bin/jetson-rt"},
     "fingerprint_only": {"type": "bool", "default": False},
