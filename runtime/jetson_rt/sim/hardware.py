@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL = "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
-COMPATIBLE = ("nvidia,p3768-0000+p3767-0005-super", "nvidia,p3767-0005", "nvidia,tegra234")
+# The module's part number (p3767-0005: the developer kit's Orin Nano 8GB); a host's own
+# can be changed through the sim's control/module file (another Orin Nano SKU, e.g.
+# p3767-0003 or -0004, for tests of per-module behaviour such as engine fingerprints).
+MODULE_SKU = "p3767-0005"
+
+
+def compatible(module_sku: str = MODULE_SKU) -> tuple[str, ...]:
+    """The device tree's ``compatible`` entries of the developer kit carrying ``module_sku``."""
+    return (f"nvidia,p3768-0000+{module_sku}-super", f"nvidia,{module_sku}", "nvidia,tegra234")
+
+
+COMPATIBLE = compatible()
 SERIAL_PREFIX = "14241250"
 NV_TEGRA_RELEASE = (
     "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, "

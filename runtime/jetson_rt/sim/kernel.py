@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -113,6 +114,7 @@ class KernelState:
     writeback_mask: list[int] = field(default_factory=lambda: list(range(hw.CPUS)))
     sysctl: dict[str, int] = field(default_factory=dict)
     swaps: list[str] = field(default_factory=list)
+    module_sku: str = hw.MODULE_SKU
     boot_log: list[str] = field(default_factory=list)
     # Slot A's retry count and status (L4TRootfsValidation.c): survives reboots.
     rootfs: dict[str, Any] = field(default_factory=lambda: asdict(RootfsState()))
@@ -460,7 +462,7 @@ class SimKernel:
         }
         devicetree: dict[str, Node] = {
             "model": _const(hw.MODEL + "\0"),
-            "compatible": _const("\0".join(hw.COMPATIBLE) + "\0"),
+            "compatible": File(lambda: "\0".join(hw.compatible(st.module_sku)) + "\0"),
             "serial-number": File(lambda: st.serial + "\0"),
             "bus@0": _static_dir({"host1x@13e00000": _static_dir(dla)}),
         }
@@ -880,6 +882,15 @@ class SimKernel:
         )
 
     # --- control (the sim's own interface, not a kernel one) -------------------------
+
+    def set_module(self, text: str) -> None:
+        """Make this host another Orin module (control/module): its device tree says so."""
+        sku = text.strip()
+        if not re.fullmatch(r"p3767-000[0-5]|p3701-000[0-8]", sku):
+            raise KernelError(errno.EINVAL, f"unknown module part number {sku!r}")
+        with self.lock:
+            self.state.module_sku = sku
+            self.save()
 
     def swap_command(self, text: str) -> None:
         """``on DEV`` / ``off DEV`` / ``off -a`` from the sim's swapon and swapoff."""

@@ -10,7 +10,8 @@ reach :class:`jetson_rt.sim.kernel.SimKernel` and never the machine's kernel.
 JSON), ``booted`` (what was booted, as JSON), ``swap`` (the sim's swapon and
 swapoff), ``state`` (a summary for ``jetson-rt sim status``), ``rootfs`` (slot A's
 retry count and status as JSON; the sim's ``nvbootctrl`` writes ``verify`` or
-``reset``).
+``reset``), ``module`` (the module part number the device tree shows, e.g.
+``p3767-0003``; writable, it outlives reboots).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ except (ImportError, OSError):  # pragma: no cover - exercised where fusepy is a
             super().__init__(code, "")
 
 
-CONTROL_FILES = ("boot", "booted", "swap", "state", "rootfs")
+CONTROL_FILES = ("boot", "booted", "swap", "state", "rootfs", "module")
 
 
 class _Control:
@@ -110,7 +111,7 @@ class KernelFs(Operations):  # type: ignore[misc]
         if isinstance(node, _Control):
             if not node.name:
                 return {**base, "st_mode": stat.S_IFDIR | 0o700, "st_nlink": 2}
-            mode = 0o600 if node.name in ("boot", "swap", "rootfs") else 0o400
+            mode = 0o600 if node.name in ("boot", "swap", "rootfs", "module") else 0o400
             return {**base, "st_mode": stat.S_IFREG | mode, "st_nlink": 1, "st_size": 0}
         if isinstance(node, Link):
             return {
@@ -175,6 +176,8 @@ class KernelFs(Operations):  # type: ignore[misc]
                 return json.dumps(kernel.describe(), indent=1).encode() + b"\n"
             if node.name == "rootfs":
                 return json.dumps(kernel.state.rootfs).encode() + b"\n"
+            if node.name == "module":
+                return kernel.state.module_sku.encode() + b"\n"
             raise FuseOSError(errno.EACCES)
         if isinstance(node, File):
             with kernel.lock:
@@ -204,7 +207,7 @@ class KernelFs(Operations):  # type: ignore[misc]
         _, node = self._resolve(path)
         if isinstance(node, File) and node.write is not None:
             return 0
-        if isinstance(node, _Control) and node.name in ("boot", "swap", "rootfs"):
+        if isinstance(node, _Control) and node.name in ("boot", "swap", "rootfs", "module"):
             return 0
         raise FuseOSError(errno.EACCES)
 
@@ -227,6 +230,8 @@ class KernelFs(Operations):  # type: ignore[misc]
                 kernel.swap_command(buffer.decode().strip())
             elif node.name == "rootfs":
                 kernel.rootfs_command(buffer.decode().strip())
+            elif node.name == "module":
+                kernel.set_module(buffer.decode())
         except KernelError as exc:
             raise FuseOSError(exc.errno) from exc
         except (ValueError, AttributeError) as exc:
