@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +112,26 @@ def test_health_sees_a_real_fifo_thread(tmp_path: Path) -> None:
     finally:
         done.set()
         thread.join()
+
+
+def test_run_warns_at_start_on_this_host(
+    base_config: Callable[..., dict[str, Any]],
+    write_config: Callable[[dict[str, Any]], Path],
+) -> None:
+    """``jetson-rt run`` (and so the service) logs the warning before it starts the loop."""
+    runtime = Path("/proc/sys/kernel/sched_rt_runtime_us").read_text().strip()
+    if runtime == "-1":
+        pytest.skip("RT throttling is off on this machine: nothing to warn about")
+    path = write_config(base_config(rt={"priority": 1, "cpus": "all", "mlockall": False}))
+    result = subprocess.run(
+        [sys.executable, "-m", "jetson_rt", "run", "--config", str(path), "--max-inferences", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"WARNING jetson_rt: rt.priority: 1 runs the loop under SCHED_FIFO, but RT throttling "
+        f"is on (kernel.sched_rt_runtime_us = {runtime} of a"
+    ) in result.stderr
