@@ -38,6 +38,26 @@ def option(value: str, expect: str, id: str) -> Case:
     return case(id, ("--option", value), expect)
 
 
+def other_cpu_artifact(folder: Path) -> None:
+    """An ``all`` artifact whose manifest records a CPU feature no host has."""
+    import json
+
+    from jetson_rt.engine.build import build
+    from jetson_rt.engine.options import BuildOptions
+
+    model(folder)
+    artifact = folder / "model.ort.onnx"
+    build(
+        BuildOptions(
+            model=folder / rf.MODEL, output=artifact, backend="onnxruntime", precision="fp32"
+        )
+    )
+    manifest = folder / "model.ort.onnx.manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["platform"]["cpu_features"] = "avx,avx_imaginary"
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+
+
 CASES = [
     case("idle-nan", ("--idle-ms", "nan"), r"--idle-ms must be a number >= 0, got nan"),
     case("idle-inf", ("--idle-ms", "inf"), r"--idle-ms must be a number >= 0, got inf"),
@@ -85,6 +105,15 @@ CASES = [
         "option-twice",
         ("--option", "batch=1", "--option", "batch=2"),
         r"--option batch is given twice",
+    ),
+    Case(
+        id="artifact-built-for-other-cpu-features",
+        argv=("bench", "{dir}/model.ort.onnx", *LIMITS),
+        expect=r"optimised \(--ort-optimization all\) for a CPU with .*; this host lacks "
+        r"avx_imaginary: rebuild it on this host .* --ort-optimization portable",
+        setup=other_cpu_artifact,
+        exit_code=EXIT,
+        timeout_s=60,
     ),
 ]
 

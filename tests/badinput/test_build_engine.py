@@ -35,6 +35,10 @@ def model_and(extra: str) -> rf.Setup:
             (folder / "empty.onnx").write_bytes(b"")
         elif extra == "folder":
             (folder / "dir.onnx").mkdir()
+        elif extra == "custom-op":
+            from onnx_models import write_unsupported_op
+
+            write_unsupported_op(folder, "custom.onnx")
 
     return setup
 
@@ -73,6 +77,18 @@ CASES = [
         r"--shapes item 'input:1xnan' is not NAME:DxDx",
     ),
     case("shapes-zero", (M, *ORT, "--shapes", "input:0x64"), r"has a dimension of 0"),
+    case(
+        "shapes-colon-name-without-dims",
+        (M, *ORT, "--shapes", "image:0"),
+        r"if 'image:0' is the input's name, add its shape: image:0:1x3x224x224",
+    ),
+    case(
+        "op-onnx-runtime-cannot-load",
+        ("{dir}/custom.onnx", *ORT),
+        r"ONNX Runtime cannot load custom\.onnx: .*FancyNms.* Ops it could not place: "
+        r"node 'postprocess_nms' \(com\.example\.vision::FancyNms, opset 1\)",
+        model_and("custom-op"),
+    ),
     case("shapes-no-name", (M, *ORT, "--shapes", "1x64"), r"--shapes item '1x64'"),
     case(
         "shapes-unknown-input",
