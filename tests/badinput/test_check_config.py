@@ -308,6 +308,24 @@ VALUES_AND_PATHS = [
     ),
 ]
 
+VALUES_AND_PATHS += [
+    case(
+        "prometheus-address-space",
+        rf.section("prometheus", port=9108, address="bad host"),
+        r"prometheus\.address: must be an IP address or a host name, got 'bad host'",
+    ),
+    case(
+        "prometheus-address-label-too-long",
+        rf.section("prometheus", port=9108, address="a" * 64),
+        r"prometheus\.address: must be an IP address or a host name",
+    ),
+    case(
+        "prometheus-port-string",
+        rf.section("prometheus", port="http"),
+        r"prometheus\.port: must be an integer, got a string",
+    ),
+]
+
 ENGINES = [
     case("no-manifest", rf.artifact(lambda d: (d / rf.MANIFEST).unlink()), r"has no manifest"),
     case(

@@ -791,8 +791,27 @@ def _prometheus(node: object, errors: _Errors) -> PrometheusConfig:
     else:
         section.raw("port")
     config = PrometheusConfig(port=port, address=section.str_("address", "0.0.0.0"))  # noqa: S104 - see PrometheusConfig
+    if not _listen_address(config.address):
+        errors.add(
+            "prometheus.address",
+            f"must be an IP address or a host name, got {_show(config.address)}",
+        )
     section.done()
     return config
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
+
+
+def _listen_address(address: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return bool(_HOST_NAME.match(address))
+    return True
 
 
 def parse_config(data: object, source: Path | None = None) -> RunnerConfig:
