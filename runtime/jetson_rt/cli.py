@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from jetson_rt import __version__
 from jetson_rt.errors import JetsonRtError
@@ -27,8 +28,16 @@ _COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end like every other refusal: one ``ERROR jetson_rt:`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ERROR jetson_rt: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jetson-rt",
         description="Real-time inference nodes for NVIDIA Jetson Orin fleets.",
     )

@@ -117,6 +117,15 @@ CASES = [
     ),
 ]
 
+CASES += [
+    case(
+        "iterations-not-a-number",
+        ("--iterations", "many"),
+        r"argument --iterations: invalid int value",
+    ),
+    case("graph-unknown", ("--graph", "maybe"), r"argument --graph: invalid choice: 'maybe'"),
+]
+
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_refused(case: Case, tmp_path: Path) -> None:

@@ -120,6 +120,24 @@ CASES = [
     ),
 ]
 
+CASES += [
+    case(
+        "workspace-not-a-number",
+        (M, "--workspace", "lots"),
+        r"argument --workspace: invalid int value",
+    ),
+    case(
+        "backend-unknown",
+        (M, "--backend", "tflite"),
+        r"argument --backend: invalid choice: 'tflite'",
+    ),
+    case(
+        "optimization-level-6",
+        (M, "--builder-optimization-level", "6"),
+        r"argument --builder-optimization-level: invalid choice",
+    ),
+]
+
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_refused(case: Case, tmp_path: Path) -> None:

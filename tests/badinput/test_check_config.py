@@ -376,6 +376,15 @@ ENGINES = [
     ),
 ]
 
+YAML += [
+    case(
+        "file-argument-missing",
+        rf.copy_model,
+        r"the following arguments are required: file",
+        ("check-config",),
+    ),
+]
+
 CASES = YAML + FLOATS + OPTIONS + VALUES_AND_PATHS + ENGINES
 
 

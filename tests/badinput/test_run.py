@@ -95,6 +95,27 @@ FLAGS = [
     ),
 ]
 
+FLAGS += [
+    case(
+        "duration-not-a-number",
+        good,
+        r"argument --duration: invalid float value: 'soon'",
+        (*ARGV, "--duration", "soon"),
+    ),
+    case(
+        "max-inferences-float",
+        good,
+        r"argument --max-inferences: invalid int value: '1\.5'",
+        (*ARGV, "--max-inferences", "1.5"),
+    ),
+    case(
+        "config-flag-missing",
+        good,
+        r"the following arguments are required: --config",
+        ("run", *LIMITS),
+    ),
+]
+
 CASES = CONFIGS + ENGINES + FLAGS
 
 
