@@ -212,3 +212,35 @@ def test_identical_builds_give_identical_bytes(tmp_path: Path) -> None:
         for index in range(3)
     }
     assert len(digests) == 1
+
+
+def test_an_integer_input_zeros_cannot_stand_for_does_not_refuse(tmp_path: Path) -> None:
+    """Zeros are a guess for an integer input (here Range's step): the model loads, so it
+    builds, with a warning, and runs with a real value."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Constant", [], ["start"], value=helper.make_tensor("s", 7, [], [0])),
+        helper.make_node("Constant", [], ["limit"], value=helper.make_tensor("l", 7, [], [8])),
+        helper.make_node("Range", ["start", "limit", "step"], ["r"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "steered",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("step", TensorProto.INT64, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("r", TensorProto.INT64, ["n"]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "steered.onnx"
+    onnx.save_model(model, str(path))
+    out = tmp_path / "steered.ort.onnx"
+    build(ort_options(path, out, opt_shapes={"x": (1, 4)}))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    feeds = {"x": np.ones((1, 4), np.float32), "step": np.array(3, np.int64)}
+    assert session.run(["r"], feeds)[0].tolist() == [0, 3, 6]
