@@ -385,6 +385,24 @@ YAML += [
     ),
 ]
 
+ENGINES += [
+    case(
+        "manifest-sha-a-number",
+        rf.artifact(rf.edit_manifest(artifact_sha256=5)),
+        r"artifact_sha256 must be a string, got int",
+    ),
+    case(
+        "manifest-source-null",
+        rf.artifact(rf.edit_manifest(source=None)),
+        r"source must be a string, got NoneType",
+    ),
+    case(
+        "manifest-bytes-a-string",
+        rf.artifact(rf.edit_manifest(artifact_bytes="12")),
+        r"artifact_bytes must be a number, got str",
+    ),
+]
+
 CASES = YAML + FLOATS + OPTIONS + VALUES_AND_PATHS + ENGINES
 
 

@@ -102,6 +102,26 @@ def load_manifest(artifact: Path) -> Manifest | None:
     return Manifest.from_json(text, origin=path)
 
 
+_FIELD_TYPES: dict[str, type] = {
+    "artifact": str,
+    "artifact_sha256": str,
+    "artifact_bytes": int,
+    "source": str,
+    "source_sha256": str,
+}
+
+
+def _check_field_types(manifest: Manifest, origin: Path) -> None:
+    """Refuse a manifest whose checked fields have the wrong JSON type (a hand edit)."""
+    for name, kind in _FIELD_TYPES.items():
+        value = getattr(manifest, name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise EngineError(
+                f"manifest {origin}: {name} must be a {'string' if kind is str else 'number'}, "
+                f"got {type(value).__name__}: rebuild the engine"
+            )
+
+
 def verify_artifact(artifact: Path) -> Manifest:
     """Check ``artifact`` against its manifest; return the manifest.
 
@@ -116,6 +136,7 @@ def verify_artifact(artifact: Path) -> Manifest:
             f"{artifact} has no manifest ({manifest_path(artifact).name}): rebuild it with "
             "`jetson-rt build-engine`, which writes one, or load it with verification off"
         )
+    _check_field_types(manifest, manifest_path(artifact))
     if manifest.artifact != artifact.name:
         raise EngineError(
             f"manifest {manifest_path(artifact)} describes {manifest.artifact!r}, not "

@@ -918,6 +918,8 @@ def engine_problem(model: ModelConfig) -> str | None:
         verify_model(model.path)
     except JetsonRtError as exc:
         return f"models.{model.name}: {exc}"
+    except OSError as exc:
+        return f"models.{model.name}: cannot read {exc.filename or model.path}: {exc.strerror}"
     return None
 
 
