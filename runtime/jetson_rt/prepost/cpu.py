@@ -32,6 +32,21 @@ CY, CUB, CUG, CVG, CVR, SHIFT = 1220542, 2116026, -409993, -852492, 1673527, 20
 HALF = 1 << (SHIFT - 1)
 
 
+def _tables() -> tuple[I32, tuple[I32, I32, I32]]:
+    luma = (np.maximum(np.arange(256, dtype=np.int32) - 16, 0) * CY + HALF).astype(np.int32)
+    uv = np.arange(65536, dtype=np.int32)
+    u = (uv & 0xFF) - 128
+    v = (uv >> 8) - 128
+    red = (CVR * v).astype(np.int32)
+    green = (CVG * v + CUG * u).astype(np.int32)
+    blue = (CUB * u).astype(np.int32)
+    return luma, (red, green, blue)
+
+
+# Y byte -> max(Y - 16, 0) * CY + rounding; (U | V << 8) -> the R, G, B chroma terms.
+_LUMA, _CHROMA = _tables()
+
+
 class CpuPreprocess:
     """Frame (uint8) -> model input tensor, into a caller-owned array."""
 
@@ -62,9 +77,9 @@ class CpuPreprocess:
         self.pix_idx = [(ys[:, None] * width + xs[None, :]) * step for ys, xs in pairs]
         self.uv_idx: list[npt.NDArray[np.int64]] = []
         if fmt == "nv12":
-            base = spec.height * width
+            # Indices into the chroma plane seen as uint16 (U | V << 8, little endian).
             self.uv_idx = [
-                base + (ys[:, None] // 2) * width + (xs[None, :] & ~1) for ys, xs in pairs
+                ((ys[:, None] // 2) * width + (xs[None, :] & ~1)) // 2 for ys, xs in pairs
             ]
         count = spec.out_channels
         self.a, self.b = spec.affine()
@@ -79,10 +94,8 @@ class CpuPreprocess:
         # Work arrays, allocated once.
         self.gather_u8 = np.empty((h, w), dtype=np.uint8)
         self.i_y = np.empty((h, w), dtype=np.int32)
-        self.i_u = np.empty((h, w), dtype=np.int32)
-        self.i_v = np.empty((h, w), dtype=np.int32)
+        self.gather_u16 = np.empty((h, w), dtype=np.uint16)
         self.i_t = np.empty((h, w), dtype=np.int32)
-        self.i_t2 = np.empty((h, w), dtype=np.int32)
         # neighbour x channel, float32 pixel values
         self.px = np.empty((4, 3 if fmt != "gray" else 1, h, w), dtype=np.float32)
         self.acc = np.empty((h, w), dtype=np.float32)
@@ -90,26 +103,17 @@ class CpuPreprocess:
         self.row = np.empty((h, w), dtype=np.float32)
 
     def _gather_nv12(self, flat: U8) -> None:
-        gather, iy, iu, iv, it = self.gather_u8, self.i_y, self.i_u, self.i_v, self.i_t
+        # Integer maths as OpenCV's, through tables: the luma term per Y byte and the
+        # three chroma terms per (U, V) pair, read as one little-endian uint16.
+        uv_plane = flat[self.spec.height * self.spec.width :].view(np.uint16)
+        gather, gather_uv, iy, it = self.gather_u8, self.gather_u16, self.i_y, self.i_t
         for n in range(4):
             np.take(flat, self.pix_idx[n], out=gather)
-            iy[...] = gather
-            np.subtract(iy, 16, out=iy)
-            np.maximum(iy, 0, out=iy)
-            np.multiply(iy, CY, out=iy)
-            np.take(flat, self.uv_idx[n], out=gather)
-            iu[...] = gather
-            np.subtract(iu, 128, out=iu)
-            np.take(flat, self.uv_idx[n] + 1, out=gather)
-            iv[...] = gather
-            np.subtract(iv, 128, out=iv)
-            # R = y + CVR v, G = y + CVG v + CUG u, B = y + CUB u, each rounded and shifted.
-            for channel, (cu, cv) in enumerate(((0, CVR), (CUG, CVG), (CUB, 0))):
-                np.multiply(iv, cv, out=it)
-                if cu:
-                    np.add(it, np.multiply(iu, cu, out=self.i_t2), out=it)
+            np.take(_LUMA, gather, out=iy)
+            np.take(uv_plane, self.uv_idx[n], out=gather_uv)
+            for channel, table in enumerate(_CHROMA):
+                np.take(table, gather_uv, out=it)
                 np.add(it, iy, out=it)
-                np.add(it, HALF, out=it)
                 np.right_shift(it, SHIFT, out=it)
                 np.clip(it, 0, 255, out=it)
                 self.px[n, channel] = it
