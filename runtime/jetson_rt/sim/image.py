@@ -41,6 +41,9 @@ PACKAGES = (
     "gir1.2-gst-plugins-base-1.0",
     "gstreamer1.0-plugins-base",
     "gstreamer1.0-plugins-good",
+    # dconf-service (pulled in by plugins-good) depends only on the virtual
+    # dbus-session-bus, which debootstrap cannot resolve: name its provider
+    "dbus-user-session",
 )
 IMAGE_REPO = "localhost/jetson-rt-sim"
 FILES = Path(__file__).parent / "files"
