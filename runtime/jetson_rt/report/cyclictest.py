@@ -141,6 +141,8 @@ def thread_problems(thread: ThreadLatency, limit: int | None) -> list[str]:
     for name, value in (("min", thread.min_us), ("avg", thread.avg_us), ("max", thread.max_us)):
         if value is not None and value < 0:
             found.append(f"{where}: {name} latency is negative ({_fmt_us(value)} us)")
+        elif value is not None and value > MAX_BUCKET_US:
+            found.append(f"{where}: {name} latency {_fmt_us(value)} us is beyond any wake-up")
     if thread.cycles < 0 or thread.cycles > MAX_COUNT:
         found.append(f"{where}: cycles {thread.cycles} is not a possible count")
     lo, hi = thread.min_us, thread.max_us
@@ -271,7 +273,10 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
         return result if math.isfinite(result) else None
     if isinstance(value, str):
         try:
@@ -524,9 +529,23 @@ def _latency(
         return None
     number = _as_float(value)
     if number is None:
-        shown = value if isinstance(value, str | int | float) else type(value).__name__
-        problems.append(f"{where}: {keys[0]} latency is {shown!r}, not a number of microseconds")
+        problems.append(
+            f"{where}: {keys[0]} latency is {_shown(value)}, not a number of microseconds"
+        )
+    elif number > MAX_BUCKET_US:
+        problems.append(f"{where}: {keys[0]} latency {_shown(value)} us is beyond any wake-up")
+        return None
     return number
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr, or the type's name, cut to 40 characters."""
+    if not isinstance(value, str | int | float):
+        return type(value).__name__
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _json_thread(
@@ -544,7 +563,10 @@ def _json_thread(
     raw_cycles = _first(raw, "cycles", "count", "samples")
     cycles = _as_int(raw_cycles)
     if raw_cycles is not None and (cycles is None or isinstance(raw_cycles, bool)):
-        problems.append(f"{where}: cycles is {raw_cycles!r}, not a count")
+        problems.append(f"{where}: cycles is {_shown(raw_cycles)}, not a count")
+        cycles = None
+    elif cycles is not None and not 0 <= cycles <= MAX_COUNT:
+        problems.append(f"{where}: cycles {_shown(cycles)} is not a possible count")
         cycles = None
     # Only a recorded zero means "no sample": then min/max/avg are placeholders.
     no_samples = cycles == 0

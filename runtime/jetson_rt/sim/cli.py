@@ -15,7 +15,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="simulated Orin Nano fleet (podman containers reached over SSH)",
         description="Simulated Jetson Orin Nano hosts on JetPack 6 for playbooks and tests.",
     )
-    parser.add_argument("--name", default="jrt", help="fleet name (default: jrt)")
+    parser.add_argument(
+        "--name",
+        default="jrt",
+        help="fleet name: 1 to 32 letters, digits or '-', not starting with '-' (default: jrt)",
+    )
     parser.add_argument(
         "--inventory-dir",
         type=Path,

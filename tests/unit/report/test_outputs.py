@@ -288,5 +288,5 @@ def test_unwritable_output_is_a_report_error(run_builder: Builder, tmp_path: Pat
     run = run_builder()
     run.add_good_host("orin-01")
     (tmp_path / "file").write_text("")
-    with pytest.raises(ReportError, match="cannot create .*out: Not a directory"):
+    with pytest.raises(ReportError, match=r"cannot create .*out: Not a directory"):
         build_report(run.root, tmp_path / "file" / "out")
