@@ -112,7 +112,8 @@ class TierController:
         floor = max(self._requested_floor, self._retired_floor)
         if floor != self.floor:
             self.floor = floor
-            self._events.push(now_ns, events.THERMAL_FLOOR, self._task, self.floor, self.tier)
+            if self._requested_floor >= self._retired_floor:  # a retirement is logged apart
+                self._events.push(now_ns, events.THERMAL_FLOOR, self._task, self.floor, self.tier)
             if self.tier < self.floor:
                 self._set(self.floor, now_ns, events.TIER_DOWN)
         if self._forced_seq != self._forced_seen:
