@@ -25,6 +25,7 @@ copied engine) or ``--merge-timing-caches OUT SRC...``; it prints JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -32,12 +33,15 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jetson_rt.atomic import atomic_write_text, sha256_file
 from jetson_rt.engine.options import BuildOptions
 from jetson_rt.errors import EngineError, JetsonRtError
 from jetson_rt.log import logger
+
+if TYPE_CHECKING:
+    from jetson_rt.engine.manifest import Manifest
 
 FINGERPRINT_SUFFIX = ".fingerprint.json"
 SCHEMA = 1
@@ -144,7 +148,7 @@ def import_cached(options: BuildOptions, source: Path, root: str = "/") -> dict[
     are copied beside it under temporary names and renamed, the manifest and
     fingerprint last, so a reader never sees a new engine with an old manifest.
     """
-    from jetson_rt.engine.manifest import load_manifest, manifest_path, verify_artifact
+    from jetson_rt.engine.manifest import load_manifest, verify_artifact
 
     local = compute(options, root)
     name = options.output.name
@@ -167,11 +171,11 @@ def import_cached(options: BuildOptions, source: Path, root: str = "/") -> dict[
     except JetsonRtError as exc:
         return _refused(local, str(exc))
     # Side files first, then the artifact, then the manifest and fingerprint.
-    files = [*sorted(set(manifest.extras.values())), name]
-    files += [manifest_path(copied).name, fingerprint_path(copied).name]
     target_dir = options.output.parent
-    for file_name in files:
+    for file_name in [*sorted(set(manifest.extras.values())), name]:
         _install(source / file_name, target_dir / file_name)
+    _localised(manifest, options, root).write(options.output)
+    _install(fingerprint_path(copied), fingerprint_path(options.output))
     installed = load_manifest(options.output)
     assert installed is not None
     verify_artifact(options.output)
@@ -182,6 +186,23 @@ def import_cached(options: BuildOptions, source: Path, root: str = "/") -> dict[
         "artifact_sha256": installed.artifact_sha256,
         "reason": None,
     }
+
+
+def _localised(manifest: Manifest, options: BuildOptions, root: str) -> Manifest:
+    """The copied manifest with this host's values of the facts that are no engine input.
+
+    ``--if-changed`` compares the manifest's platform with this host's; a fact the
+    fingerprint leaves out (the carrier board's name) would otherwise ask for a
+    rebuild of a verified copy on every run.
+    """
+    from jetson_rt.engine.build import platform_fields
+
+    facts = platform_fields(options.backend, root, options)
+    platform = dict(manifest.platform)
+    for key in _NOT_ENGINE_INPUTS & set(platform):
+        platform[key] = facts.get(key)
+    environment = {**manifest.environment, "installed_from": "engine cache"}
+    return dataclasses.replace(manifest, platform=platform, environment=environment)
 
 
 def _install(source: Path, target: Path) -> None:

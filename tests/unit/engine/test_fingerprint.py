@@ -80,6 +80,20 @@ def test_same_class_imports_the_engine_byte_for_byte(
     assert not build(target, if_changed=True, root=b).changed
 
 
+def test_another_carrier_board_shares_the_engine_and_stays_up_to_date(
+    models: dict[str, GeneratedModel], tmp_path: Path
+) -> None:
+    a, b = host(tmp_path / "a"), host(tmp_path / "b")
+    put(Path(b), "sys/firmware/devicetree/base/model", b"Production carrier, Orin Nano 8GB\0")
+    made = build_and_store(options(models["mlp"].path, tmp_path / "a-e"), a, tmp_path / "st")
+    target = options(models["mlp"].path, tmp_path / "b-e")
+    assert fingerprint.import_cached(target, tmp_path / "st", b)["fingerprint"] == made.key
+    manifest = json.loads(manifest_path(target.output).read_text())
+    assert manifest["platform"]["device_model"] == "Production carrier, Orin Nano 8GB"
+    assert manifest["environment"]["installed_from"] == "engine cache"
+    assert not build(target, if_changed=True, root=b).changed
+
+
 def test_another_module_id_is_refused_and_nothing_is_installed(
     models: dict[str, GeneratedModel], tmp_path: Path
 ) -> None:
