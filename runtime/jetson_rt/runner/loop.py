@@ -107,6 +107,7 @@ class Tier:
     __slots__ = (
         "backend",
         "device",
+        "epoch",
         "frozen",
         "index",
         "input_specs",
@@ -136,6 +137,9 @@ class Tier:
         # Per device stage: "backend" (the backend's own timer, device events on a GPU)
         # or "host" (the runner's clock around the call); known once warmed up.
         self.stage_clock: dict[str, str] = {}
+        # Bumped as an inference of this tier starts: its outputs may change from then on
+        # (consumers that read them in place check it, runner.results).
+        self.epoch = 0
 
     def settle_clock(self) -> None:
         times = self.backend.stage_times_ms()
@@ -292,6 +296,7 @@ class Task:
         self._t0 = now_ns
         clock = time.perf_counter_ns
         self._t1 = clock()
+        tier.epoch += 1
         try:
             backend.stage_in()
             self._t2 = clock()

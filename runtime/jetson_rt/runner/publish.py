@@ -251,7 +251,9 @@ class ZenohPublisher:
     def __init__(self, config: PublishConfig) -> None:
         self.config = config
         self.name = "zenoh"
-        self.queue = ResultQueue(self.name, config.queue)
+        # In place: the loop copies nothing for the publisher; it copies the outputs
+        # into the message and drops them if the tier started its next inference.
+        self.queue = ResultQueue(self.name, config.queue, copy=False)
         self.host = host_chunk(config.host)
         self.published = 0
         self.errors = 0
@@ -338,6 +340,10 @@ class ZenohPublisher:
                 message = self._messages[index][result.tier]
                 now = clock()
                 payload = message.fill(result, now, wall())
+                if not queue.intact():
+                    queue.release()
+                    result = queue.peek()
+                    continue
                 try:
                     self._publishers[index].put(payload)
                 except Exception as exc:

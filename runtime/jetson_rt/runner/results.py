@@ -77,10 +77,12 @@ class Result:
 
 
 class _Slot:
-    __slots__ = ("arrays", "outputs", "result")
+    __slots__ = ("arrays", "epoch", "outputs", "result", "tier")
 
-    def __init__(self, tasks: Sequence[Task]) -> None:
+    def __init__(self, tasks: Sequence[Task], copy: bool) -> None:
         self.result = Result()
+        self.tier: Tier | None = None
+        self.epoch = 0
         # [task index][tier index] -> the slot's copies of that tier's outputs.
         self.arrays: list[list[list[Array]]] = []
         self.outputs: list[list[dict[str, Array]]] = []
@@ -88,7 +90,9 @@ class _Slot:
             per_tier_arrays: list[list[Array]] = []
             per_tier_outputs: list[dict[str, Array]] = []
             for tier in task.tiers:
-                copies = [np.empty_like(array) for array in tier.outputs]
+                copies = (
+                    [np.empty_like(array) for array in tier.outputs] if copy else list(tier.outputs)
+                )
                 per_tier_arrays.append(copies)
                 per_tier_outputs.append(dict(zip(tier.output_names, copies, strict=True)))
             self.arrays.append(per_tier_arrays)
@@ -96,11 +100,19 @@ class _Slot:
 
 
 class ResultQueue:
-    """Single-producer (the loop), single-consumer slots of results; no lock, no wait."""
+    """Single-producer (the loop), single-consumer slots of results; no lock, no wait.
 
-    def __init__(self, name: str, size: int = 4) -> None:
+    ``copy=False`` hands the consumer the tier's own output arrays instead of
+    copies: the loop does no copy at all, and the consumer must check
+    :meth:`intact` after reading them (the tier's next inference may have
+    started meanwhile; its data is then discarded and counted as ``overwritten``).
+    """
+
+    def __init__(self, name: str, size: int = 4, *, copy: bool = True) -> None:
         self.name = name
         self.size = max(1, size)
+        self.copy = copy
+        self.overwritten = 0
         self._slots: list[_Slot] = []
         self.head = 0  # results offered and stored (loop-owned)
         self.tail = 0  # results released by the consumer (consumer-owned)
@@ -111,7 +123,7 @@ class ResultQueue:
 
     def bind(self, tasks: Sequence[Task]) -> None:
         """Allocate the slots for these tasks' tiers (once, before results flow)."""
-        self._slots = [_Slot(tasks) for _ in range(self.size)]
+        self._slots = [_Slot(tasks, self.copy) for _ in range(self.size)]
 
     # --- the loop's side ------------------------------------------------------------
 
@@ -130,8 +142,12 @@ class ResultQueue:
             self.dropped += 1
             return
         slot = self._slots[head % self.size]
-        for copy, output in zip(slot.arrays[task.index][tier.index], tier.outputs, strict=True):
-            np.copyto(copy, output)
+        if self.copy:
+            for copy, output in zip(slot.arrays[task.index][tier.index], tier.outputs, strict=True):
+                np.copyto(copy, output)
+        else:
+            slot.tier = tier
+            slot.epoch = tier.epoch
         result = slot.result
         result.task = task.name
         result.model = tier.name
@@ -170,6 +186,21 @@ class ResultQueue:
             return None
         return self._slots[self.tail % self.size].result
 
+    def intact(self) -> bool:
+        """Whether the oldest result's outputs were not overwritten since it was offered.
+
+        Always true for a copying queue; for ``copy=False``, call it after reading
+        the outputs: false means they may be torn (counted in ``overwritten``).
+        """
+        if self.copy:
+            return True
+        slot = self._slots[self.tail % self.size]
+        tier = slot.tier
+        if tier is None or tier.epoch == slot.epoch:
+            return True
+        self.overwritten += 1
+        return False
+
     def release(self) -> None:
         """Hand the oldest slot back to the loop."""
         self.tail += 1
@@ -181,7 +212,14 @@ class ResultQueue:
             os.eventfd_write(self._fd, 1)
 
     def describe(self) -> dict[str, object]:
-        return {"queue": self.size, "delivered": self.delivered, "dropped": self.dropped}
+        info: dict[str, object] = {
+            "queue": self.size,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+        }
+        if not self.copy:
+            info["overwritten"] = self.overwritten
+        return info
 
 
 class CallbackConsumer:

@@ -248,3 +248,39 @@ def test_a_zenoh_subscriber_in_another_process_gets_frame_ids_and_times(
     assert publisher["published"] >= 20 and publisher["errors"] == 0
     latency = runner.snapshot()["tasks"]["classify"]["latency_ms"]  # type: ignore[index]
     assert latency["capture_to_published"]["count"] >= 20
+
+
+def test_an_in_place_queue_detects_outputs_overwritten_by_the_next_inference(
+    base_config: Callable[..., Doc],
+) -> None:
+    """The publisher's queue reads the tier's arrays in place and checks the tier's epoch."""
+    from jetson_rt.runner.results import ResultQueue
+
+    runner = Runner(parse_config(base_config()))
+    scheduler = runner.prepare()
+    queue = ResultQueue("in-place", 2, copy=False)
+    runner.hub.add(
+        type(
+            "C",
+            (),
+            {
+                "name": "c",
+                "queue": queue,
+                "start": lambda self: None,
+                "stop": lambda self: None,
+                "describe": lambda self: {},
+            },
+        )()
+    )
+    try:
+        scheduler.run(max_inferences=1)
+        result = queue.peek()
+        assert result is not None
+        tier = runner.tasks[0].tiers[0]
+        assert result.outputs["output"] is tier.outputs[0]  # no copy
+        assert queue.intact()
+        scheduler.run(max_inferences=2)  # the tier's next inference rewrites its outputs
+        assert not queue.intact()
+        assert queue.overwritten == 1
+    finally:
+        runner.release()
