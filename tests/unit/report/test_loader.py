@@ -264,3 +264,32 @@ def test_text_results_take_cpus_from_the_cyclictest_command(run_builder: Builder
     assert [t.label for t in first.cyclictest.threads] == ["CPU 4", "CPU 5"]
     assert [t.cpu for t in second.cyclictest.threads] == [2, 3]
     assert first.cyclictest.interval_us == 200
+
+
+def test_links_inside_run_dir_are_followed(run_builder: Builder, tmp_path: Path) -> None:
+    """Only links that leave RUN_DIR are refused: RUN_DIR itself may be a link, and a host
+    file may link to another file inside it."""
+    run = run_builder()
+    directory = run.add_good_host("orin-01")
+    shared = run.root / "shared"
+    shared.mkdir()
+    (directory / "cyclictest.json").rename(shared / "cyclictest.json")
+    (directory / "cyclictest.json").symlink_to(Path("..", "..", "shared", "cyclictest.json"))
+    alias = tmp_path / "latest"
+    alias.symlink_to(run.root)
+    host = load_run(alias).hosts[0]
+    assert host.state == "ok", host.problems
+    assert judge_run(load_run(alias)).hosts[0].verdict == "pass"
+
+
+def test_a_link_out_of_run_dir_is_not_read(run_builder: Builder, tmp_path: Path) -> None:
+    run = run_builder()
+    directory = run.add_good_host("orin-01")
+    outside = tmp_path / "elsewhere.json"
+    (directory / "audit.json").rename(outside)
+    (directory / "audit.json").symlink_to(outside)
+    host = load_run(run.root).hosts[0]
+    assert host.state == "inconsistent"
+    assert host.checks is None  # not read
+    assert "audit.json is a link that leaves RUN_DIR; not read" in host.problems
+    assert judge_run(load_run(run.root)).hosts[0].verdict == "error"

@@ -290,3 +290,48 @@ def test_unwritable_output_is_a_report_error(run_builder: Builder, tmp_path: Pat
     (tmp_path / "file").write_text("")
     with pytest.raises(ReportError, match=r"cannot create .*out: Not a directory"):
         build_report(run.root, tmp_path / "file" / "out")
+
+
+# --------------------------------------------------------------------------- all or none
+
+
+def test_outputs_replace_a_previous_report_whole(tmp_path: Path) -> None:
+    from jetson_rt.report.atomic import write_together
+
+    out = tmp_path / "out"
+    write_together(out, {"a.json": "old a", "b.xml": "old b"})
+    write_together(out, {"a.json": "new a", "b.xml": b"new b"})
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.json": "new a", "b.xml": "new b"}
+
+
+def test_a_failed_write_leaves_nothing_and_removes_the_folders_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jetson_rt.report import atomic
+
+    real = atomic._write_temp
+    calls: list[str] = []
+
+    def failing(folder: Path, name: str, data: bytes) -> Path:
+        calls.append(name)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(folder, name, data)
+
+    monkeypatch.setattr(atomic, "_write_temp", failing)
+    with pytest.raises(ReportError, match="No space left on device; nothing was written"):
+        atomic.write_together(tmp_path / "new" / "out", {"a": "1", "b": "2", "c": "3", "d": "4"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_rename_puts_the_previous_report_back(tmp_path: Path) -> None:
+    from jetson_rt.report.atomic import write_together
+
+    out = tmp_path / "out"
+    write_together(out, {"a.json": "old a", "b.xml": "old b"})
+    (out / "c.html").mkdir()
+    (out / "c.html" / "x").write_text("")  # a folder where the page goes: rename fails
+    with pytest.raises(ReportError, match=r"c\.html.*no report file was left behind"):
+        write_together(out, {"a.json": "new a", "b.xml": "new b", "c.html": "page"})
+    files = {p.name: p.read_text() for p in out.iterdir() if p.is_file()}
+    assert files == {"a.json": "old a", "b.xml": "old b"}  # no temporary file, no backup
