@@ -172,6 +172,8 @@ class GstSource(FrameSource):
         self._last_offset = -1
         self._format_logged = False
         self._launch = ""
+        self._caps: Any = None  # caps of the frames last checked, and their row stride
+        self._stride = 0
 
     @property
     def healthy(self) -> bool:
@@ -289,7 +291,7 @@ class GstSource(FrameSource):
         error, _debug = message.parse_error()
         return str(error.message)
 
-    def _frame(self, sample: Any, slots: FrameSlots, pipeline: Any, now: int) -> None:  # noqa: PLR0912
+    def _frame(self, sample: Any, slots: FrameSlots, pipeline: Any, now: int) -> None:
         gst = self._gst
         buffer = sample.get_buffer()
         offset = buffer.offset
@@ -298,37 +300,18 @@ class GstSource(FrameSource):
                 self.gaps += offset - self._last_offset - 1
             self._last_offset = offset
         self.frames += 1
-        stamp = now
-        pts = buffer.pts
-        if pts != _NONE:
-            running = sample.get_segment().to_running_time(gst.Format.TIME, pts)
-            if running != _NONE:
-                mapped = pipeline.get_base_time() + running
-                # A non-live source stamps frames ahead of the clock: keep arrival time.
-                if now - 10_000_000_000 < mapped <= now:
-                    stamp = mapped
-        if stamp == now:
-            self.pts_fallbacks += 1
+        stamp = self._capture_time(sample, buffer.pts, pipeline, now)
         if not slots.offer():
             return
         spec = slots.spec
         height, width, channels, channels_first = layout(spec)
-        info = self._gst_video.VideoInfo.new_from_caps(sample.get_caps())
-        fmt = "RGB" if channels == 3 else "GRAY8"
-        if info is None or info.width != width or info.height != height or info.finfo.name != fmt:
+        caps = sample.get_caps()
+        if self._caps is None or not caps.is_equal(self._caps):
+            self._caps = caps
+            self._stride = self._check_caps(caps, spec, height, width, channels)
+        stride = self._stride
+        if stride == 0:
             slots.rejected += 1
-            if not self._format_logged:
-                self._format_logged = True
-                got = f"{info.finfo.name} {info.width}x{info.height}" if info else "unknown caps"
-                logger.error(
-                    "input pipeline delivers %s but input %r needs %s %dx%d; end the "
-                    "pipeline without an appsink to let the runner convert",
-                    got,
-                    spec.name,
-                    fmt,
-                    width,
-                    height,
-                )
             return
         ok, mapping = buffer.map(gst.MapFlags.READ)
         if not ok:
@@ -339,7 +322,7 @@ class GstSource(FrameSource):
                 (height, width, channels),
                 dtype=np.uint8,
                 buffer=mapping.data,
-                strides=(info.stride[0], channels, 1),
+                strides=(stride, channels, 1),
             )
             slot = slots.begin()
             view = slot.reshape((channels, height, width) if channels_first else slot.shape[-3:])
@@ -352,6 +335,40 @@ class GstSource(FrameSource):
         finally:
             buffer.unmap(mapping)
         slots.commit(stamp, offset if offset != _NONE else -1)
+
+    def _capture_time(self, sample: Any, pts: int, pipeline: Any, now: int) -> int:
+        """PTS on CLOCK_MONOTONIC (base time + running time), else the arrival time."""
+        if pts != _NONE:
+            running = sample.get_segment().to_running_time(self._gst.Format.TIME, pts)
+            if running != _NONE:
+                mapped = int(pipeline.get_base_time() + running)
+                # A non-live source stamps frames ahead of the clock: keep arrival time.
+                if now - 10_000_000_000 < mapped <= now:
+                    return mapped
+        self.pts_fallbacks += 1
+        return now
+
+    def _check_caps(
+        self, caps: Any, spec: TensorSpec, height: int, width: int, channels: int
+    ) -> int:
+        """The row stride of frames with these caps, or 0 if they do not fit the input."""
+        info = self._gst_video.VideoInfo.new_from_caps(caps)
+        fmt = "RGB" if channels == 3 else "GRAY8"
+        if info is not None and (info.width, info.height, info.finfo.name) == (width, height, fmt):
+            return int(info.stride[0])
+        if not self._format_logged:
+            self._format_logged = True
+            got = f"{info.finfo.name} {info.width}x{info.height}" if info else caps.to_string()
+            logger.error(
+                "input pipeline delivers %s but input %r needs %s %dx%d; end the "
+                "pipeline without an appsink to let the runner convert",
+                got,
+                spec.name,
+                fmt,
+                width,
+                height,
+            )
+        return 0
 
     def _close(self) -> None:
         pipeline = self._pipeline

@@ -187,3 +187,19 @@ def test_a_broken_camera_stops_only_its_own_task(
     described = stats["tasks"]["camera"]["input"]  # type: ignore[index]
     assert described["errors"] >= 2 and described["restarts"] >= 1
     assert stats["health"]["inputs"]["camera"]["state"] in ("restarting", "stopped")  # type: ignore[index]
+
+
+def test_frames_that_do_not_fit_the_input_are_refused_and_counted() -> None:
+    """A pipeline with its own appsink at the wrong size: every frame refused, none torn."""
+    source, arrays = source_for(
+        SOLID + " ! video/x-raw,framerate=60/1 ! videoconvert ! "
+        "video/x-raw,format=RGB,width=20,height=16 ! appsink sync=false"
+    )
+    source.start()
+    try:
+        wait_for(lambda: source.rejected >= 5)
+        assert source.fill(arrays, time.perf_counter_ns()) != FILLED
+    finally:
+        source.stop()
+    assert source.errors == 0
+    assert source.frames >= source.rejected
