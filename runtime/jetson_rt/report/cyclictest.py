@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jetson_rt.errors import ReportError
+from jetson_rt.report import jsontext
 
 IntArray = npt.NDArray[np.int64]
 
@@ -502,12 +503,12 @@ _NAN_RE = re.compile(r"(?<=[:\[,])(\s*)(-?(?:nan|inf))\b", re.IGNORECASE)
 
 def _load_json_text(text: str) -> Any:
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except json.JSONDecodeError as first:
         repaired = _NAN_RE.sub(r'\1"\2"', text)
         if repaired != text:
             try:
-                return json.loads(repaired)
+                return jsontext.loads(repaired)
             except (json.JSONDecodeError, ValueError, RecursionError):
                 pass
         raise CyclictestParseError(

@@ -8,10 +8,14 @@ failed check or gate a ``<failure>``, an audit check that could not be decided
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from jetson_rt.report.evaluate import FleetReport, HostReport
 from jetson_rt.report.model import AuditCheck
+
+# Characters XML 1.0 does not allow, even escaped.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
@@ -98,4 +102,8 @@ def build_junit(report: FleetReport) -> bytes:
         root.set(key, str(value))
     root.set("time", "0")
     ET.indent(root)
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    text = ET.tostring(root, encoding="unicode")
+    # ElementTree writes control characters (from a host's files) as they are, which
+    # makes the whole file ill-formed XML; U+FFFD keeps it readable by CI.
+    text = _NOT_XML.sub("\ufffd", text)
+    return b"<?xml version='1.0' encoding='utf-8'?>\n" + text.encode("utf-8")

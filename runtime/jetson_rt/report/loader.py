@@ -21,7 +21,7 @@ from typing import Any
 
 from jetson_rt.errors import ReportError
 from jetson_rt.log import logger
-from jetson_rt.report import RUN_DIR_SCHEMA_VERSION
+from jetson_rt.report import RUN_DIR_SCHEMA_VERSION, jsontext
 from jetson_rt.report.cyclictest import CyclictestParseError, parse_file, with_cmdline
 from jetson_rt.report.gates import gates_from_run
 from jetson_rt.report.model import (
@@ -114,7 +114,7 @@ def _read_json(path: Path, root: Path | None = None) -> Any:
     if not text.strip():
         raise _FileError(f"{path.name} is empty", missing=False)
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except json.JSONDecodeError as exc:
         raise _FileError(
             f"{path.name} is truncated or corrupt (line {exc.lineno}, column {exc.colno}: "

@@ -335,3 +335,19 @@ def test_a_failed_rename_puts_the_previous_report_back(tmp_path: Path) -> None:
         write_together(out, {"a.json": "new a", "b.xml": "new b", "c.html": "page"})
     files = {p.name: p.read_text() for p in out.iterdir() if p.is_file()}
     assert files == {"a.json": "old a", "b.xml": "old b"}  # no temporary file, no backup
+
+
+def test_text_no_file_can_hold_is_replaced_not_fatal(run_builder: Builder, tmp_path: Path) -> None:
+    """A lone surrogate (JSON "\\ud800") cannot be written as UTF-8, and control characters
+    make XML ill-formed: both become U+FFFD instead of ending the report."""
+    run = run_builder()
+    directory = run.add_good_host("orin-01")
+    audit = (directory / "audit.json").read_text()
+    (directory / "audit.json").write_text(
+        audit.replace('"observed": "1"', '"observed": "\\ud800\\u0001"')
+    )
+    outputs = build_report(run.root, tmp_path / "out")
+    ET.parse(outputs.junit)
+    observed = [c.observed for c in outputs.report.hosts[0].record.checks or []]
+    assert "\ufffd\x01" in observed
+    assert "\ufffd" in outputs.html.read_text(encoding="utf-8")

@@ -17,6 +17,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,8 +58,11 @@ numbers: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.booleans(),
 )
+# Text no UTF-8 file or XML document can carry as it is: a lone surrogate (JSON's
+# "\ud800"), NUL and other control characters.
+awkward_text = st.sampled_from(["\ud800", "x\udfffy", "a\x00b", "\x01", "\x1b[31m", "\ufffe"])
 json_values: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | numbers | st.text(max_size=12),
+    st.none() | st.booleans() | numbers | st.text(max_size=12) | awkward_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=4),
     max_leaves=20,
@@ -239,6 +243,7 @@ def test_cyclictest_file_reader_any_bytes(data: bytes) -> None:
 
 host_names = st.one_of(
     st.sampled_from(["orin-01", "orin-02", "sim-01"]),
+    awkward_text,
     st.sampled_from(["..", ".", "", "/etc", "../x", "a/b", "-rf", "a\nb", ".hidden"]),
     st.text(max_size=10),
 )
@@ -355,8 +360,9 @@ def test_run_dir_reader(data: st.DataObject) -> None:
             if host.cyclictest is not None:
                 exercise(host.cyclictest)
         report = judge_run(loaded)
-        json.dumps(build_report_dict(report), allow_nan=False)  # no NaN or inf in report.json
-        build_junit(report)
+        # report.json: no NaN or infinity, and text a UTF-8 file can hold
+        json.dumps(build_report_dict(report), allow_nan=False, ensure_ascii=False).encode()
+        ElementTree.fromstring(build_junit(report))  # well-formed XML whatever the files held
         for host in report.hosts:
             if host.verdict == "pass":
                 assert host.record.state == "ok", host.reasons
