@@ -632,6 +632,8 @@ def parse_json(text: str | bytes) -> CyclictestResult:
             items.append((index, value))
     elif isinstance(raw_threads, list):
         items = list(enumerate(raw_threads))
+    if len(items) > MAX_THREADS:
+        raise CyclictestParseError(f"{len(items)} threads: cyclictest runs one per CPU")
     threads = [
         thread
         for index, raw in sorted(items, key=lambda item: item[0])

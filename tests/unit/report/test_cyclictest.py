@@ -332,3 +332,22 @@ def test_text_threads_get_cpus_from_the_command_line(cmdline: str, cpus: list[in
     assert result.cmdline == cmdline
     assert result.priority == 90 or "-p90" not in cmdline
     assert result.threads[0].counts.tolist() == text.threads[0].counts.tolist()
+
+
+def test_numbers_in_a_file_never_size_an_allocation() -> None:
+    """A bucket at 10^12 us, a thread index of 10^12, a CPU range of 10^9 CPUs and 10^6
+    threads cost what small ones cost: a bound or a parse error, never a huge array."""
+    result = parse_json(
+        '{"cmdline:": "cyclictest -S -h400 -a0-999999999", "thread": {"1000000000000": '
+        '{"histogram": {"5": 1, "1000000000000": 1}, "cycles": 2, "min": 5, "max": 9}}}'
+    )
+    (thread,) = result.threads
+    assert thread.buckets.tolist() == [5]  # the absurd bucket is dropped, and named
+    assert any("beyond any possible latency" in p for p in result.problems)
+    with pytest.raises(CyclictestParseError, match="cyclictest runs one per CPU"):
+        parse_json('{"thread": [' + ",".join(["{}"] * 100_000) + "]}")
+    with pytest.raises(CyclictestParseError, match="one thread per CPU"):
+        parse_text("T: 999999999999 ( 1) P:90 I:200 C: 5 Min: 1 Act: 1 Avg: 1 Max: 2\n")
+    with pytest.raises(CyclictestParseError, match="too long to be a count"):
+        parse_text("# Histogram\n000001 " + "9" * 30 + "\n")
+    assert parse_cmdline("taskset -c 0-999999999 cyclictest -S").affinity == ()
