@@ -202,19 +202,33 @@ def nms(
 def decode(
     raw: npt.NDArray[Any], shape: DetectShape, objectness: bool, threshold: float
 ) -> tuple[F32, F32, I32, npt.NDArray[np.int64]]:
-    """Candidates above ``threshold``: xyxy boxes, scores, classes, candidate indices."""
-    table = (
-        raw.reshape(-1, shape.anchors).T if shape.channels_first else raw.reshape(shape.anchors, -1)
-    )
-    table = table.astype(np.float32, copy=False)
+    """Candidates above ``threshold``: xyxy boxes, scores, classes, candidate indices.
+
+    Reductions run along the memory order of the head (over anchors for a
+    channels-first ``[4+C, N]`` head, as YOLOv8 exports it), not across it.
+    """
     first = 5 if objectness else 4
-    cls = table[:, first : first + shape.classes]
-    best = np.argmax(cls, axis=1).astype(np.int32)
-    score = np.take_along_axis(cls, best[:, None].astype(np.int64), axis=1)[:, 0]
-    if objectness:
-        score = score * table[:, 4]
+    last = first + shape.classes
+    values = raw.astype(np.float32, copy=False)
+    if shape.channels_first:
+        table = values.reshape(-1, shape.anchors)
+        cls = table[first:last]
+        best = np.argmax(cls, axis=0).astype(np.int32)
+        score = np.max(cls, axis=0)
+        objness = table[4] if objectness else None
+    else:
+        table = values.reshape(shape.anchors, -1)
+        cls = table[:, first:last]
+        best = np.argmax(cls, axis=1).astype(np.int32)
+        score = np.max(cls, axis=1)
+        objness = table[:, 4] if objectness else None
+    if objness is not None:
+        score = score * objness
     index = np.flatnonzero(score > np.float32(f32_at_most(threshold)))
-    cx, cy, w, h = (table[index, k] for k in range(4))
+    if shape.channels_first:
+        cx, cy, w, h = (table[k, index] for k in range(4))
+    else:
+        cx, cy, w, h = (table[index, k] for k in range(4))
     half = np.float32(0.5)
     boxes = np.stack([cx - w * half, cy - h * half, cx + w * half, cy + h * half], axis=1).astype(
         np.float32
