@@ -351,3 +351,11 @@ def test_numbers_in_a_file_never_size_an_allocation() -> None:
     with pytest.raises(CyclictestParseError, match="too long to be a count"):
         parse_text("# Histogram\n000001 " + "9" * 30 + "\n")
     assert parse_cmdline("taskset -c 0-999999999 cyclictest -S").affinity == ()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("rt-tests-*")), ids=str)
+def test_real_cyclictest_output_has_no_contradictions(name: str) -> None:
+    """Captures of rt-tests 2.40 (quiet, non-quiet, -H, heavy overflows, no histogram):
+    the consistency rules hold for what cyclictest really writes."""
+    result = parse_file(FIXTURES / name)
+    assert result.problems == ()
