@@ -32,8 +32,15 @@ CY, CUB, CUG, CVG, CVR, SHIFT = 1220542, 2116026, -409993, -852492, 1673527, 20
 HALF = 1 << (SHIFT - 1)
 
 
+# The luma table carries this offset (in units of 1 << SHIFT), so a shifted sum is a
+# valid index into _SATURATE (shifted sums span -260..535 before saturation).
+_BIAS = 512
+_SATURATE = np.clip(np.arange(4 * _BIAS) - _BIAS, 0, 255).astype(np.float32)
+
+
 def _tables() -> tuple[I32, tuple[I32, I32, I32]]:
-    luma = (np.maximum(np.arange(256, dtype=np.int32) - 16, 0) * CY + HALF).astype(np.int32)
+    luma = np.maximum(np.arange(256, dtype=np.int32) - 16, 0) * CY + HALF + (_BIAS << SHIFT)
+    luma = luma.astype(np.int32)
     uv = np.arange(65536, dtype=np.int32)
     u = (uv & 0xFF) - 128
     v = (uv >> 8) - 128
@@ -115,8 +122,8 @@ class CpuPreprocess:
                 np.take(table, gather_uv, out=it)
                 np.add(it, iy, out=it)
                 np.right_shift(it, SHIFT, out=it)
-                np.clip(it, 0, 255, out=it)
-                self.px[n, channel] = it
+                # Saturate to 0..255 and convert to float32 in one lookup.
+                np.take(_SATURATE, it, out=self.px[n, channel])
 
     def run(self, frame: npt.NDArray[Any], out: npt.NDArray[Any]) -> None:
         """Write the model input for ``frame`` into ``out`` (shape ``spec.tensor_shape``)."""

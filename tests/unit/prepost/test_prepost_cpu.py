@@ -186,3 +186,23 @@ def test_classify_softmax_top_k() -> None:
     top = np.argsort(-probability)[:5]
     np.testing.assert_array_equal(post.outputs["classes"], top)
     np.testing.assert_allclose(post.outputs["scores"], probability[top], rtol=1e-5)
+
+
+def test_every_yuv_value_converts_as_opencv_does() -> None:
+    # 512x512 NV12: its chroma plane holds each of the 65536 (U, V) pairs once, its luma
+    # plane every Y value; at scale 1 every output pixel is one source pixel.
+    spec = parse_preprocess(
+        {"format": "nv12", "width": 512, "height": 512, "size": [512, 512], "scale": 1.0},
+        "pre",
+        lambda p, m: None,
+    )
+    assert spec is not None
+    rng = np.random.default_rng(5)
+    luma = rng.integers(0, 256, (512, 512), dtype=np.uint8)
+    luma.reshape(-1)[:256] = np.arange(256)
+    pairs = rng.permutation(65536).astype(np.uint16)
+    chroma = np.stack([pairs & 0xFF, pairs >> 8], axis=1).astype(np.uint8).reshape(256, 512)
+    frame = np.concatenate([luma, chroma])
+    out = np.empty(spec.tensor_shape, dtype=np.float32)
+    CpuPreprocess(spec).run(frame, out)
+    np.testing.assert_array_equal(out, cv2_preprocess(spec, frame).astype(np.float32))
