@@ -453,3 +453,41 @@ def test_runner_gpu_lane_matches_cpu_lane(gpu: Any, tmp_path: Any) -> None:
             runner.release()
     assert int(results["gpu"]["count"][0]) == int(results["cpu"]["count"][0]) == 2
     np.testing.assert_array_equal(results["gpu"]["detections"], results["cpu"]["detections"])
+
+
+def test_gpu_every_yuv_value_converts_as_opencv_does(gpu: Any) -> None:
+    from jetson_rt.cuda import DeviceBuffer, Stream
+    from jetson_rt.prepost.gpu import GpuPipeline
+
+    spec = parse_preprocess(
+        {"format": "nv12", "width": 512, "height": 512, "size": [512, 512], "scale": 1.0},
+        "pre",
+        lambda p, m: None,
+    )
+    assert spec is not None
+    rng = np.random.default_rng(5)
+    luma = rng.integers(0, 256, (512, 512), dtype=np.uint8)
+    luma.reshape(-1)[:256] = np.arange(256)
+    pairs = rng.permutation(65536).astype(np.uint16)
+    chroma = np.stack([pairs & 0xFF, pairs >> 8], axis=1).astype(np.uint8).reshape(256, 512)
+    frame = np.concatenate([luma, chroma])
+    with (
+        Stream() as stream,
+        DeviceBuffer(512 * 512 * 3 * 4) as binding,
+        GpuPipeline(
+            stream,
+            spec,
+            PostprocessSpec(kind="none"),
+            input_ptr=binding.ptr,
+            output_ptr=binding.ptr,
+            output_shape=(1,),
+            infer=lambda s: None,
+            module=gpu,
+        ) as pipeline,
+    ):
+        assert pipeline.frame is not None
+        pipeline.frame.array[...] = frame
+        pipeline.run()
+        pipeline.synchronize()
+        got = _read_device(binding.ptr, spec.tensor_shape, np.float32)
+    np.testing.assert_array_equal(got, cv2_preprocess(spec, frame).astype(np.float32))
