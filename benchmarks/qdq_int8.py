@@ -7,7 +7,7 @@ trained models), in one run:
    OCR models, uniform images for YOLO) saved as .npy, quantized with
    ``jetson-rt quantize`` in the ModelOpt venv (tests/quantize_venv.py);
 2. accuracy on --eval other seeded inputs: top-1 agreement with FP32 (the
-   classifier's class per input; YOLO's class per anchor FP32 scores >= 0.25)
+   classifier's class per input; YOLO's class of the 20 anchors FP32 scores highest)
    and the max and mean abs difference of every output;
 3. speed: FP32 and Q/DQ sessions (ONNX Runtime CPU provider, same session
    options) run alternately on the same inputs; median and p90 latency, ratio.
@@ -48,10 +48,11 @@ def session(path: Path) -> Any:
 
 def top1(name: str, want: Any, got: Any) -> list[bool]:
     """Whether Q/DQ gives FP32's answer: the class of a classifier, per input; for the
-    YOLOv8 head ([1, 4 + classes, anchors]), the class of each anchor FP32 scores >= 0.25."""
+    YOLOv8 head ([1, 4 + classes, anchors]), the class of the 20 anchors FP32 scores
+    highest (seeded noise images make few confident boxes)."""
     if name == "yolo_det":
         scores_want, scores_got = want[0, 4:, :], got[0, 4:, :]
-        anchors = np.flatnonzero(scores_want.max(axis=0) >= 0.25)
+        anchors = np.argsort(scores_want.max(axis=0))[-20:]
         same = scores_want[:, anchors].argmax(axis=0) == scores_got[:, anchors].argmax(axis=0)
         return [bool(x) for x in same]
     return [bool(np.argmax(want) == np.argmax(got))]
@@ -130,7 +131,7 @@ def main() -> int:
         print(f"\n{row['name']} ({row['kind']}), quantized in {row['quantize_s']:.1f} s")
         print(
             f"  top-1 agreement with FP32: {row['top1'] * 100:.1f} % of {row['top1_n']} "
-            "(inputs; for yolo_det, anchors FP32 scores >= 0.25)"
+            "(inputs; for yolo_det, the 20 top-scored anchors of each input)"
         )
         for output, value in row["max_abs"].items():
             print(f"  {output}: max abs difference {value:.4g}, mean {row['mean_abs'][output]:.4g}")
