@@ -434,6 +434,7 @@ def make_fake_tensorrt(
         def __init__(self) -> None:
             pass
 
+    # NvOnnxParser.h IParserError: node(), nodeName(), nodeOperator(), desc().
     class ParserError:
         def __init__(self, node_index: int, node_name: str, op: str, text: str) -> None:
             self._node, self._name, self._op, self._text = node_index, node_name, op, text
@@ -643,7 +644,7 @@ def make_fake_tensorrt(
             # NvInfer.h IBuilderConfig::setTimingCache: "A failure will be reported if
             # the CUDA device property in the provided cache is different from current
             # environment. ignoreMismatch = true skips strict verification";
-            # "\\return true if set successfully, false otherwise". NOT documented
+            # "\return true if set successfully, false otherwise". NOT documented
             # for a cache of another TensorRT version: the fake refuses it as well.
             if cache.version != version:
                 return False
@@ -729,7 +730,10 @@ def make_fake_tensorrt(
                 calibrated = True
             for tensor in network.inputs:
                 if -1 in tensor.shape and tensor.name not in profile:
-                    return None  # TensorRT logs "no optimization profile" and returns None
+                    # NvInfer.h addOptimizationProfile: "must be called at least once if
+                    # the network has dynamic or shape input tensors"; the build then
+                    # fails, and buildSerializedNetwork returns nullptr (None).
+                    return None
             payload = {
                 "explicit_int8": explicit and "INT8" in config.flags,
                 "inputs": [{"name": t.name, "shape": t.shape} for t in network.inputs],
@@ -771,6 +775,9 @@ def make_fake_tensorrt(
             self.legacy = legacy
             self.executions = 0
 
+        # NvInferRuntime.h setInputShape: "True on success, false if the provided name
+        # does not map to an input tensor, or if some other error occurred"; shapes
+        # outside the optimisation profile are such an error.
         def set_input_shape(self, name: str, shape: Any) -> bool:
             low, _, high = self.engine.profile.get(name, [None, None, None])
             shape = [int(d) for d in shape]
@@ -782,6 +789,7 @@ def make_fake_tensorrt(
             self.shapes[name] = shape
             return True
 
+        # pyCoreDoc.h infer_shapes: the names of insufficiently specified inputs.
         def infer_shapes(self) -> list[str]:
             return [
                 t["name"]
@@ -904,13 +912,17 @@ def make_fake_tensorrt(
 
         def deserialize_cuda_engine(self, data: Any) -> Engine | None:
             raw = bytes(data)
+            # NvInferRuntime.h deserializeCudaEngine: "\return The engine, or nullptr if
+            # it could not be deserialized."
             if not raw.startswith(ENGINE_MAGIC):
-                return None  # TensorRT logs the reason and returns None
+                return None
             try:
                 payload = json.loads(raw[len(ENGINE_MAGIC) :])
             except ValueError:
                 return None
             if payload["device"] == "DLA" and self.DLA_core < 0:
+                # NOT documented by TensorRT (a DLA engine on a runtime without a DLA
+                # core set): the fake's choice is the same None as any failed load.
                 return None
             return Engine(payload)
 
