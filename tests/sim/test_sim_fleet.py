@@ -142,7 +142,9 @@ def test_jetson_tools_act_on_the_simulated_kernel(sim: SimFleet) -> None:
     assert "/sys/devices/platform/gpu.0/railgate_enable:1" in stored
     assert "/sys/devices/system/cpu/cpu0/cpuidle/state1/disable:0" in stored
     shown = sim.sudo(host, "jetson_clocks --show")
-    assert "GPU MinFreq=1020000000 MaxFreq=1020000000 CurrentFreq=1020000000" in shown
+    # 7W caps the GPU; jetson_clocks locks it at that cap
+    gpu_cap = next(mode[4] for mode in hw.POWER_MODES if mode[1] == "7W")
+    assert f"GPU MinFreq={gpu_cap} MaxFreq={gpu_cap} CurrentFreq={gpu_cap}" in shown
     assert "FreqOverride=1" in shown
     assert "IdleStates: WFI=0 c7=0" in shown
     assert "FAN Dynamic Speed control=inactive hwmon1_pwm1=255" in shown
