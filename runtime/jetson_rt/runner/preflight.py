@@ -48,4 +48,12 @@ def host_problems(
             available, why = source_available(task.input.source)
             if not available:
                 problems.append(f"tasks[{index}].input.source: {why}")
+            elif task.input.source == "gstreamer":
+                from jetson_rt.runner.gst import check_pipeline
+
+                problem = check_pipeline(task.input.pipeline)
+                if problem is not None:
+                    problems.append(
+                        f"tasks[{index}].input.pipeline: GStreamer cannot build it here: {problem}"
+                    )
     return problems

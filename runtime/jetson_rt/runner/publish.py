@@ -18,8 +18,11 @@ and size (u64). Tensor data follows, each 64-byte aligned, C order.
 
 Nothing is allocated per result on our side in steady state: each (task, tier)
 gets one preallocated message whose names, dtypes and shapes are written once;
-per result the fixed fields are packed in place and the outputs copied into
-numpy views of the message. Zenoh copies the bytes into its own buffer on
+per result the fixed fields are packed in place and the outputs copied, on the
+publisher's thread, from the tier's own output arrays into numpy views of the
+message (the loop copies nothing for the publisher). If the tier started its
+next inference during that copy (``Tier.epoch`` changed), the message may be
+torn: it is not sent, and counted as ``overwritten``. Zenoh copies the bytes into its own buffer on
 ``put`` (``congestion_control=DROP``, ``express=True``: a slow network drops
 rather than blocks). Zenoh's shared-memory transport is not used: its Python
 payloads would have to be allocated per message from a ``ShmProvider``.
