@@ -7,7 +7,9 @@
    process. Blocks alternate; the ratio is of the p50 of the ``total`` stage
    (input fill to result handed over).
 2. Allocation: tracemalloc's traced-memory growth over 10^4 inferences of (b)'s
-   setup (non-live pipeline, so frames come as fast as the loop takes them).
+   setup (non-live pipeline, so frames come as fast as the loop takes them),
+   split between the capture thread (PyGObject's wrappers, the frame
+   conversion) and everything else (loop, hand-off, result queues, publisher).
 3. Publishing latency, Zenoh against an in-process callback: from inference
    done (``Result.end_ns``) to the callback running, and to a Zenoh subscriber
    in another process receiving it (both CLOCK_MONOTONIC on one host), at 30 and
@@ -144,6 +146,7 @@ def overhead(model: Path, seconds: float, rounds: int, endpoint: str) -> dict[st
 
 
 def allocation(model: Path, frames: int, endpoint: str) -> dict[str, Any]:
+    """Traced growth over ``frames`` inferences, split by where the memory was allocated."""
     config = doc(
         model,
         input={
@@ -159,16 +162,24 @@ def allocation(model: Path, frames: int, endpoint: str) -> dict[str, Any]:
         assert runner.scheduler is not None
         runner.scheduler.run(max_inferences=2000)  # warm: every slot and message used
         gc.collect()
-        start = tracemalloc.get_traced_memory()[0]
+        before = tracemalloc.take_snapshot()
         task = runner.tasks[0]
         done = task.inferences
         runner.scheduler.run(max_inferences=done + frames)
         gc.collect()
-        growth = tracemalloc.get_traced_memory()[0] - start
+        after = tracemalloc.take_snapshot()
     finally:
         runner.release()
         tracemalloc.stop()
-    return {"frames": frames, "traced_growth_bytes": growth}
+    capture = 0  # the capture thread: PyGObject wrappers and the frame conversion
+    rest = 0  # the loop, the hand-off, the result queues, the publisher, Zenoh's binding
+    for stat in after.compare_to(before, "filename"):
+        name = stat.traceback[0].filename
+        if "/gi/" in name or name.endswith("runner/gst.py"):
+            capture += stat.size_diff
+        else:
+            rest += stat.size_diff
+    return {"frames": frames, "loop_and_publisher_bytes": rest, "capture_thread_bytes": capture}
 
 
 def publish_latency(model: Path, rate: float, seconds: float, endpoint: str) -> dict[str, Any]:
