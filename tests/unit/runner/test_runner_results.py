@@ -284,3 +284,31 @@ def test_an_in_place_queue_detects_outputs_overwritten_by_the_next_inference(
         assert queue.overwritten == 1
     finally:
         runner.release()
+
+
+def test_prometheus_exports_glass_to_result_and_result_counters(
+    base_config: Callable[..., Doc],
+) -> None:
+    import urllib.request
+
+    pytest.importorskip("prometheus_client")
+    doc = base_config(prometheus={"port": 0, "address": "127.0.0.1"})
+    runner, source, worker = framed_runner(doc, on_result=lambda r: None)
+    runner.start()
+    worker.start()
+    try:
+        for frame_id in range(5):
+            push_and_wait(runner, source, np.zeros((1, 64), np.float32), frame_id)
+        url = f"http://127.0.0.1:{runner.metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            body = reply.read().decode()
+    finally:
+        runner.stop()
+        worker.join(10)
+    for stage in ("input_filled", "inference_done", "result"):
+        assert (
+            f'jetson_rt_glass_to_result_seconds_count{{stage="{stage}",task="classify"}} 5.0'
+            in body
+        ), body
+    assert 'jetson_rt_results_total{consumer="callback-1",outcome="delivered"}' in body
+    assert 'jetson_rt_input_events_total{event="dropped",task="classify"} 0.0' in body
