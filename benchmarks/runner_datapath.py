@@ -60,7 +60,7 @@ def on(sample):
     out.write(f"{now - got.result.end_ns}\\n")
     out.flush()
 s = zenoh.open(c)
-sub = s.declare_subscriber("jetson-rt/**", on)
+sub = s.declare_subscriber("jetson-rt/bench/**", on)
 print("ready", flush=True)
 time.sleep(float(sys.argv[2]))
 """

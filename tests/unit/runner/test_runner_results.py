@@ -196,6 +196,8 @@ def test_a_zenoh_subscriber_in_another_process_gets_frame_ids_and_times(
             "listen",
             "--listen",
             endpoint,
+            "--key",
+            "jetson-rt/orin-7/**",  # not other runners found by multicast scouting
             "--count",
             "20",
             "--duration",
