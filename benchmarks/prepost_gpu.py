@@ -515,14 +515,17 @@ def report(results: dict[str, Any]) -> None:
     print(f"CPU lane ({results['cpu_count']} cores, load {results['loadavg_1m_at_end']}):")
     print(f"  numpy pre  1080p NV12 -> 640 fp16 letterbox: {cpu['numpy_pre']['p50_us']:.0f} us")
     if cpu["opencv_pre"]:
+        ratio = cpu["numpy_pre"]["p50_us"] / cpu["opencv_pre"]["p50_us"]
         print(
             f"  OpenCV pre (same work):                       {cpu['opencv_pre']['p50_us']:.0f} us"
+            f" (numpy/OpenCV {ratio:.2f})"
         )
     for name in ("typical", "worst"):
         line = f"  numpy post {name:7s} 8400x80: {cpu[f'numpy_post_{name}']['p50_us']:.0f} us"
         tv = cpu[f"torchvision_post_{name}"]
         if tv:
-            line += f" | torchvision CPU: {tv['p50_us']:.0f} us"
+            ratio = cpu[f"numpy_post_{name}"]["p50_us"] / tv["p50_us"]
+            line += f" | torchvision CPU: {tv['p50_us']:.0f} us (numpy/torchvision {ratio:.2f})"
         print(line)
     if "gpu" not in results:
         return

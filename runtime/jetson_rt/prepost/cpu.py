@@ -183,6 +183,41 @@ def _iou_suppress(
     return hit
 
 
+# Up to this many candidates the IoU matrix is computed at once (16 MiB of float32 at
+# most); beyond it, one row per kept box.
+MATRIX_NMS_MAX = 2048
+
+
+def _nms_matrix(
+    boxes: F32, areas: F32, classes: I32, iou_threshold: float, max_det: int
+) -> npt.NDArray[np.int64]:
+    """Greedy NMS over sorted boxes from the whole suppression matrix (same IoU maths)."""
+    w = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(
+        boxes[:, None, 0], boxes[None, :, 0]
+    )
+    h = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(
+        boxes[:, None, 1], boxes[None, :, 1]
+    )
+    np.maximum(w, np.float32(0), out=w)
+    np.maximum(h, np.float32(0), out=h)
+    inter = w * h
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = inter / (areas[:, None] + areas[None, :] - inter)
+    suppress = iou > np.float32(f32_at_most(iou_threshold))
+    suppress &= classes[:, None] == classes[None, :]
+    suppress = np.triu(suppress, k=1)
+    removed = np.zeros(len(boxes), dtype=np.bool_)
+    keep: list[int] = []
+    for i in range(len(boxes)):
+        if removed[i]:
+            continue
+        keep.append(i)
+        if len(keep) >= max_det:
+            break
+        removed |= suppress[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
 def nms(
     boxes: F32, scores: F32, classes: I32, iou_threshold: float, max_det: int
 ) -> npt.NDArray[np.int64]:
@@ -191,6 +226,8 @@ def nms(
     boxes = boxes[order]
     classes = classes[order]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    if 0 < len(order) <= MATRIX_NMS_MAX:
+        return order[_nms_matrix(boxes, areas, classes, iou_threshold, max_det)]
     removed = np.zeros(len(order), dtype=np.bool_)
     keep: list[int] = []
     for i in range(len(order)):
