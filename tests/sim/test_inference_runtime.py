@@ -5,7 +5,10 @@ life does: install and serve det v1 everywhere; roll v2 out to line_a (canary
 first) while line_b stays on v1; re-run with nothing changed (0 changed, 0
 builds); roll out a wrong v3 (its output does not match the reference), caught
 at line_a's canary and rolled back there while every other host keeps serving;
-then hang a runner and watch systemd's watchdog restart it.
+then hang a runner and watch systemd's watchdog restart it. Engines go through
+the controller's engine cache: one build per fingerprint, the other hosts of
+the class install a verified copy; at the end a host made another Orin Nano
+module builds its own, and a corrupted copy in the store is refused and rebuilt.
 
 The fleet (3 hosts): line_a = orin-nano-01 (canary), orin-nano-02; line_b =
 orin-nano-03 (canary). Sim hosts run the ONNX Runtime backend (no GPU).
@@ -24,6 +27,7 @@ from tests.engine_rollout import (
     model_entry,
     prepare_inventory,
     set_group_models,
+    sha256,
     snapshot_source,
     write_versions,
 )
@@ -62,12 +66,38 @@ def roll_out(
 ) -> tuple[int, str]:
     inventory_dir = fleet.inventory.parent
     prepare_inventory(inventory_dir)
-    set_group_models(inventory_dir, "line_a", [model_entry(models, line_a)])
-    set_group_models(inventory_dir, "line_b", [model_entry(models, line_b)])
+    for group, version in (("line_a", line_a), ("line_b", line_b)):
+        set_group_models(
+            inventory_dir,
+            group,
+            [model_entry(models, version)],
+            inference_runtime_engine_cache=True,
+        )
     result = fleet.playbook(
         "playbooks/engines.yml", "-e", f"inference_runtime_source_dir={source}", *args
     )
     return result.returncode, result.stdout + result.stderr
+
+
+def engine_sources(output: str) -> dict[str, list[str]]:
+    """Host -> the engine cache's report lines ("det 1: built here (fingerprint ...)")."""
+    found: dict[str, list[str]] = {}
+    for block in output.split("TASK [")[1:]:
+        if not block.startswith("inference_runtime : Engine cache | where each engine came from"):
+            continue
+        for chunk in block.split("ok: [")[1:]:
+            host = chunk.split("]", 1)[0]
+            found.setdefault(host, []).extend(
+                line.strip().strip("-").strip().strip('"')
+                for line in chunk.splitlines()[1:]
+                if line.strip().startswith("- ")
+            )
+    return found
+
+
+def store(source: Path) -> Path:
+    """The controller's engine store of a rollout from ``source``."""
+    return source / ".cache" / "inference_runtime" / "engines"
 
 
 def host_state(fleet: SimFleet, index: int) -> dict[str, Any]:
@@ -111,6 +141,12 @@ def test_install_serves_v1_under_systemd_with_watchdog(
     rc, output = roll_out(fleet, models, source, "1", "1")
     assert rc == 0, output[-6000:]
     assert "Install | wheelhouse" in output
+    # One build for the three hosts of one class: one canary builds, the rest install it.
+    sources = engine_sources(output)
+    lines = [line for host_lines in sources.values() for line in host_lines]
+    assert sum(": built here" in line for line in lines) == 1, sources
+    assert sum("installed from the engine cache" in line for line in lines) == 2, sources
+    assert len([p for p in store(source).iterdir() if p.name != "timing"]) == 1
     for index in range(3):
         state = host_state(fleet, index)
         stats = state["stats"]
@@ -214,3 +250,44 @@ def test_hung_runner_is_restarted_by_systemd_watchdog(fleet: SimFleet) -> None:
     assert int(state["NRestarts"]) == int(before["NRestarts"]) + 1
     journal = fleet.sudo(fleet.hosts[2], f"journalctl -u {UNIT} --no-pager -o cat | tail -40")
     assert "Watchdog timeout" in journal, journal
+
+
+def test_another_module_builds_its_own_and_a_corrupted_copy_is_rebuilt(
+    fleet: SimFleet, models: dict[str, Path], source: Path, tmp_path: Path
+) -> None:
+    # det 4: det 2's network in another file, a version none of the hosts has.
+    v4 = tmp_path / "det-4.onnx"
+    v4.write_bytes(models["2"].read_bytes().replace(b"version 2", b"version 4"))
+    models = {**models, "4": v4}
+    # orin-nano-03 (line_b) becomes an Orin Nano 8GB module p3767-0003: another class.
+    (fleet.fleet.mount / fleet.hosts[2].name / "control" / "module").write_text("p3767-0003")
+    compat = fleet.sudo(fleet.hosts[2], "tr '\\0' ' ' < /sys/firmware/devicetree/base/compatible")
+    assert "nvidia,p3767-0003" in compat, compat
+
+    # The two canaries: each builds its own class's engine (two fingerprints, two builds).
+    rc, output = roll_out(fleet, models, source, "4", "4", "--limit", "orin-nano-01,orin-nano-03")
+    assert rc == 0, output[-6000:]
+    sources = engine_sources(output)
+    assert [line.split(" (")[0] for line in sources["orin-nano-01"]] == ["det 4: built here"]
+    assert [line.split(" (")[0] for line in sources["orin-nano-03"]] == ["det 4: built here"]
+    stored = {
+        json.loads(path.read_text())["inputs"]["module_sku"]: path.parent
+        for path in store(source).glob("*/model.ort.onnx.fingerprint.json")
+        if json.loads(path.read_text())["inputs"]["model_sha256"] == sha256(v4)
+    }
+    assert set(stored) == {"p3767-0005", "p3767-0003"}
+
+    # The store's copy for class p3767-0005 is corrupted: orin-nano-02 refuses and builds.
+    copy = stored["p3767-0005"] / "model.ort.onnx"
+    good = copy.read_bytes()
+    copy.write_bytes(good[:-64] + bytes(64))
+    rc, output = roll_out(fleet, models, source, "4", "4")
+    assert rc == 0, output[-6000:]
+    sources = engine_sources(output)
+    assert list(sources) == ["orin-nano-02"], sources
+    (line,) = sources["orin-nano-02"]
+    assert "built here" in line and "the cached copy was refused" in line, line
+    assert "sha256" in line and "differs from its manifest" in line, line
+    # The host's own build replaced the corrupted copy in the store.
+    assert copy.read_bytes() == good
+    assert host_state(fleet, 1)["current"] == "4"

@@ -183,6 +183,10 @@ fingerprint_inputs:
   description: What the fingerprint is made of.
   returned: with O(fingerprint_only)
   type: dict
+build_needed:
+  description: With O(fingerprint_only), whether a build (or an import) is needed here.
+  returned: with O(fingerprint_only)
+  type: bool
 """
 
 import os
@@ -254,13 +258,28 @@ def _runtime_json(module: AnsibleModule, action: list[str], args: list[str]) -> 
 
 def _fingerprint_only(module: AnsibleModule, args: list[str]) -> None:
     params = module.params
-    if not os.access(venv_python(params["jetson_rt"]), os.X_OK):
-        module.exit_json(changed=False, fingerprint=None, fingerprint_inputs={}, source="none")
+    verdict = _verdict(module, args)
+    if (
+        not os.access(venv_python(params["jetson_rt"]), os.X_OK)
+        or not Path(params["model"]).is_file()
+    ):
+        # Not installed or not copied yet (check mode on a new host): no fingerprint.
+        module.exit_json(
+            changed=False,
+            fingerprint=None,
+            fingerprint_inputs={},
+            build_needed=True,
+            reasons=list(verdict["reasons"]),
+            source="none",
+            cache_rejected=None,
+        )
     result = _runtime_json(module, ["--print"], args)
     module.exit_json(
         changed=False,
         fingerprint=result["fingerprint"],
         fingerprint_inputs=result["inputs"],
+        build_needed=bool(verdict["changed"]),
+        reasons=list(verdict["reasons"]),
         source="none",
         cache_rejected=None,
     )
@@ -270,12 +289,11 @@ def _check(module: AnsibleModule, args: list[str], cmd: list[str]) -> None:
     params = module.params
     verdict = _verdict(module, args)
     if verdict["changed"] and params["from_cache"]:
-        copied = cached_files(params["from_cache"], Path(params["output"]).name)
+        # In check mode the role copies nothing into from_cache: say what a run does.
         verdict["reasons"] = [
             *verdict["reasons"],
-            "a copy from the engine cache would be imported if it verifies here"
-            if copied
-            else "no copy in the engine cache: it would be built here",
+            "a copy from the engine cache is installed if there is one and it verifies "
+            "here, else the engine is built here",
         ]
     before = read_manifest(params["output"])
     diff = {
