@@ -12,6 +12,7 @@ task, then checks:
   ``require_rt``) every real-time setting applied;
 * per task: p99 of the total latency at or under its limit (the deadline unless
   given), deadline misses within the budget (percent of inferences);
+* every live input (a GStreamer pipeline) is running, not failing, stalled or ended;
 * per model with a reference pair: the artifact now in service, loaded through
   the runner's own backend, maps the reference input to the reference output
   within ``rtol``/``atol``.
@@ -161,6 +162,14 @@ def check_stats(
             "real-time settings denied to the runner: "
             + "; ".join(f"{step}: {detail}" for step, detail in denied.items())
         )
+    inputs = stats.get("health", {}).get("inputs", {})
+    checks["inputs"] = inputs
+    for name, live in inputs.items():
+        if not live.get("healthy", True):
+            failures.append(
+                f"task {name}: its live input is {live.get('state')}"
+                + (f" ({live['last_error']})" if live.get("last_error") else "")
+            )
     for task in spec["tasks"]:
         name = task["name"]
         data = stats.get("tasks", {}).get(name)
