@@ -3,12 +3,13 @@
 # here with podman and no container registry.
 #
 #   ./scripts/ee.sh build                      # base image, collection, wheel, ansible-builder
-#   ./scripts/ee.sh run -i INVENTORY PLAYBOOK [ansible-playbook args]   # ansible-navigator
+#   ./scripts/ee.sh run -i INVENTORY PLAYBOOK [ansible-playbook args]   # ansible-runner in the EE
 #
 # `build` makes localhost/jetson-rt-ee-base:bookworm with debootstrap from Debian's
 # packages (cached; rebuilt when this script changes), then localhost/jetson-rt-ee:latest.
-# ansible-builder and ansible-navigator live in their own venv (.cache/ee/venv), not in
-# the project's. Needs root (rootful podman, debootstrap).
+# ansible-builder lives in its own venv (.cache/ee/venv), not in the project's. Needs root
+# (rootful podman, debootstrap). ansible-navigator would do what `run` does, but it
+# refuses to start without /dev/mqueue, which the project's CI machines lack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,10 +38,10 @@ if [ ! -e /sys/fs/cgroup/cgroup.controllers ] && command -v runc >/dev/null; the
 fi
 
 tools() {
-  if [ ! -x "$VENV/bin/ansible-navigator" ]; then
-    say "ansible-builder and ansible-navigator into $VENV"
+  if [ ! -x "$VENV/bin/ansible-builder" ]; then
+    say "ansible-builder into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q 'ansible-builder>=3.1,<4' 'ansible-navigator>=25.1,<27' 'ansible-core>=2.17,<2.20'
+    "$VENV/bin/pip" install -q 'ansible-builder>=3.1,<4' 'ansible-core>=2.17,<2.20'
   fi
 }
 
@@ -88,21 +89,37 @@ build() {
 }
 
 run() {
-  tools
-  # The EE runs as root here so that it reads the inventory's SSH key (mode 0600, root's);
-  # host networking reaches the simulated hosts' SSH on the machine's loopback addresses.
-  local mounts=()
-  local arg
+  # AWX runs a job as `ansible-runner` inside the EE with the project checked out and the
+  # inventory and credentials handed in; this does the same with podman. The repository is
+  # the project (read-only, at its own path, so the inventory's absolute paths hold), the
+  # inventory's folder is mounted at its own path (its SSH key and known_hosts), and so is
+  # the folder of every other absolute path given. Root in the EE reads the key (0600).
+  # Host networking reaches the simulated hosts' SSH on the machine's loopback addresses.
+  if [ "${1:-}" != -i ] || [ $# -lt 3 ]; then
+    echo "usage: $0 run -i INVENTORY PLAYBOOK [ansible-playbook args]" >&2
+    exit 2
+  fi
+  local inventory playbook arg repo
+  inventory="$(realpath "$2")"
+  playbook="$3"
+  shift 3
+  repo="$(pwd)"
+  local mounts=(-v "$repo:$repo:ro" -v "$(dirname "$inventory"):$(dirname "$inventory")")
   for arg in "$@"; do
-    if [ -e "$arg" ] && [ "${arg#/}" != "$arg" ]; then
-      mounts+=(--execution-environment-volume-mounts "$(dirname "$arg"):$(dirname "$arg"):Z")
+    if [ "${arg#/}" != "$arg" ] && [ -d "$arg" ]; then
+      mounts+=(-v "$arg:$arg")
     fi
   done
-  "$VENV/bin/ansible-navigator" run --mode stdout --execution-environment true \
-    --execution-environment-image "$EE_TAG" --pull-policy never \
-    --container-options=--network=host --container-options=--user=root \
-    "${run_quirks[@]/#/--container-options=}" \
-    --playbook-artifact-enable false "${mounts[@]}" "$@"
+  private="$(mktemp -d "${TMPDIR:-/tmp}/jetson-rt-ee-XXXXXX")"
+  trap 'rm -rf "$private"' EXIT
+  local cmdline=""
+  for arg in "$@"; do cmdline+=" $(printf '%q' "$arg")"; done
+  podman run --rm --network host --user root "${run_quirks[@]}" "${mounts[@]}" \
+    -v "$private:/runner" -w "$repo" \
+    -e ANSIBLE_CONFIG="$repo/ansible.cfg" -e ANSIBLE_NOCOLOR=1 \
+    -e ANSIBLE_CACHE_PLUGIN_CONNECTION=/runner/facts \
+    "$EE_TAG" ansible-runner run /runner --project-dir "$repo" --inventory "$inventory" \
+    -p "$playbook" ${cmdline:+--cmdline "$cmdline"}
 }
 
 case "${1:-}" in
