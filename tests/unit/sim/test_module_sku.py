@@ -12,7 +12,7 @@ from jetson_rt.sim.kernel import Dir, File, KernelError, Node, SimKernel
 
 def compatible(kernel: SimKernel) -> list[str]:
     current: Node = kernel.tree()
-    for part in "sys/firmware/devicetree/base/compatible".split("/"):
+    for part in ["sys", "firmware", "devicetree", "base", "compatible"]:
         assert isinstance(current, Dir)
         current = current.children()[part]
     assert isinstance(current, File)
