@@ -462,6 +462,9 @@ def run_case(case: RoleCase, fleet: SimFleet, names: dict[str, str], folder: Pat
         ],
         capture_output=True,
         text=True,
+        # an stdin of its own: ansible refuses to start when another process (ssh) has made
+        # a shared stdin non-blocking
+        stdin=subprocess.DEVNULL,
         # facts in memory: plays running side by side must not share the fact cache file
         env={**fleet.env(), "ANSIBLE_CACHE_PLUGIN": "memory"},
         cwd=REPO,
