@@ -411,6 +411,8 @@ class Runner:
         self.metrics.stop()
         self.watchdog.stop()
         self.drain_events()
+        # consumers finish the results already handed to them, so the final stats count them
+        self.hub.stop()
         if not self._final_written:
             self.write_stats(final=True)
             self._final_written = True
