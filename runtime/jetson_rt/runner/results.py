@@ -27,6 +27,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -119,6 +120,8 @@ class ResultQueue:
         self.dropped = 0  # results the consumer was too slow for (loop-owned)
         self.delivered = 0
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Closed when the queue is collected: a consumer may still be in select() on it.
+        weakref.finalize(self, os.close, self._fd)
         self.closed = False
 
     def bind(self, tasks: Sequence[Task]) -> None:
@@ -163,7 +166,7 @@ class ResultQueue:
         self.head = head + 1
         try:  # noqa: SIM105 - no context manager object on the loop's path
             os.eventfd_write(self._fd, 1)
-        except BlockingIOError:  # the counter is saturated: the consumer is awake anyway
+        except OSError:  # saturated counter (the consumer is awake anyway), or closed
             pass
 
     # --- the consumer's side ------------------------------------------------------------
