@@ -77,7 +77,26 @@ def test_engines_yml_rolls_out_a_runner_with_stages(
     source = snapshot_source(tmp_path_factory.mktemp("source"))
     prepare_inventory(fleet.inventory.parent)
     extra = tmp_path_factory.mktemp("vars") / "vars.json"
-    extra.write_text(json.dumps({"inference_runtime_models": [model_entry(model)]}))
+    extra.write_text(
+        json.dumps(
+            {
+                "inference_runtime_models": [model_entry(model)],
+                # YOLOv8n takes ~0.1 s per frame on a loaded sim host; its warm-up, back to
+                # back on the runner's one SCHED_FIFO CPU, keeps the systemd ping thread
+                # off that CPU: a short warm-up and a longer WatchdogSec= cover it.
+                "inference_runtime_watchdog_sec": 30,
+                "inference_runtime_runner_watchdog_ms": 5000,
+                "inference_runtime_runner_extra": {
+                    "warmup": {
+                        "min_iterations": 3,
+                        "max_iterations": 10,
+                        "window": 3,
+                        "max_cv": 5.0,
+                    }
+                },
+            }
+        )
+    )
     record = tmp_path_factory.mktemp("listen") / "results.jsonl"
     # Listen on the controller while the rollout runs: the runner publishes there.
     listener = subprocess.Popen(
@@ -113,7 +132,7 @@ def test_engines_yml_rolls_out_a_runner_with_stages(
         config = fleet.sudo(host, "cat /etc/jetson-rt/runner.yaml")
         assert "preprocess:" in config and "postprocess:" in config
         stats = json.loads(fleet.sudo(host, "cat /run/jetson-rt/stats.json"))
-        task = stats["tasks"][0]
+        task = stats["tasks"]["yolo"]
         assert task["counts"]["inferences"] > 0
         assert task["counts"]["input_rejected"] == 0
         assert task["counts"]["backend_errors"] == 0
