@@ -17,6 +17,7 @@ orin-nano-03 (canary). Sim hosts run the ONNX Runtime backend (no GPU).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,18 +81,20 @@ def roll_out(
 
 
 def engine_sources(output: str) -> dict[str, list[str]]:
-    """Host -> the engine cache's report lines ("det 1: built here (fingerprint ...)")."""
+    """Host -> the engine cache's report lines ("det 1: built here (fingerprint ...)").
+
+    The YAML callback quotes an item holding ": " and folds long ones over lines:
+    each host's message is joined into one line and split at its "- det N:" items.
+    """
     found: dict[str, list[str]] = {}
     for block in output.split("TASK [")[1:]:
         if not block.startswith("inference_runtime : Engine cache | where each engine came from"):
             continue
         for chunk in block.split("ok: [")[1:]:
-            host = chunk.split("]", 1)[0]
-            found.setdefault(host, []).extend(
-                line.strip().strip("-").strip().strip('"')
-                for line in chunk.splitlines()[1:]
-                if line.strip().startswith("- ")
-            )
+            host, _, rest = chunk.partition("]")
+            text = " " + " ".join(rest.split())
+            items = re.split(r"\s-\s+(?=['\"]?det \d+:)", text)[1:]
+            found.setdefault(host, []).extend(item.strip().strip("'\"") for item in items)
     return found
 
 
