@@ -105,6 +105,9 @@ def test_engines_yml_rolls_out_a_runner_with_stages(
             "-m",
             "jetson_rt",
             "listen",
+            # this test's task only: other fleets on this machine publish here too
+            "--key",
+            "jetson-rt/**/yolo/**",
             "--listen",
             "tcp/0.0.0.0:7447",
             "--count",
