@@ -252,6 +252,11 @@ CASES: list[RoleCase] = [
         r"rt_kernel_boot_attempts=0: the boot guard counts",
     ),
     _kernel(
+        "kernel-boot-attempts-past-retry-count",
+        {"rt_kernel_boot_attempts": 3},
+        r"rt_kernel_boot_attempts=3: .*recovery kernel",
+    ),
+    _kernel(
         "kernel-boot-timeout",
         {"rt_kernel_boot_timeout": 5},
         r"rt_kernel_boot_timeout=5: a Jetson needs",
