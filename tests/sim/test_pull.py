@@ -130,13 +130,17 @@ def _wait_port(address: str, port: int) -> None:
 
 
 def _start_pull(story: Story, board: str) -> subprocess.CompletedProcess[str]:
-    """What the timer does: start the service; `systemctl start` waits for a oneshot."""
-    return story.sim.ssh(
-        story.sim.fleet.host(int(board[-2:])).address,
-        "sudo systemctl start jetson-rt-pull.service; rc=$?; "
-        "sudo journalctl -u jetson-rt-pull.service -n 400 --no-pager -o cat; exit $rc",
-        check=False,
-    )
+    """What the timer does: start the service; `systemctl start` waits for a oneshot (the
+    first run installs rt-tests and stress-ng: minutes on a loaded machine)."""
+    ssh_dir = story.sim.fleet.inventory_dir / "ssh"
+    return subprocess.run(
+        ["ssh", "-i", str(ssh_dir / "fleet_ed25519"), "-o", "BatchMode=yes",
+         "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+         f"jetson@{story.sim.fleet.host(int(board[-2:])).address}",
+         "sudo systemctl start jetson-rt-pull.service; rc=$?; "
+         "sudo journalctl -u jetson-rt-pull.service -n 400 --no-pager -o cat; exit $rc"],
+        capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
 
 
 def _cpu_s(result: subprocess.CompletedProcess[str] | None) -> float | None:
