@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from jetson_rt.prepost.spec import PostprocessSpec, PreprocessSpec, letterbox_box
+from jetson_rt.prepost.spec import (
+    PostprocessSpec,
+    PreprocessSpec,
+    letterbox_box,
+    parse_preprocess,
+)
 
 Array = npt.NDArray[Any]
 
@@ -22,6 +27,38 @@ Array = npt.NDArray[Any]
 # 11-bit fixed point and rounds to uint8, the lanes blend in float32 and do
 # not round: at most one grey level (of 255) apart, before normalisation.
 GREY_LEVEL_TOLERANCE = 1.0
+
+
+def pre_spec(  # noqa: PLR0917 - one test case's columns
+    fmt: str,
+    resize: str,
+    size: list[int],
+    crop: Any,
+    dtype: str,
+    layout: str,
+    width: int,
+    height: int,
+) -> Any:
+    errors: list[str] = []
+    spec = parse_preprocess(
+        {
+            "format": fmt,
+            "width": width,
+            "height": height,
+            "resize": resize,
+            "size": size,
+            "crop": crop,
+            "dtype": dtype,
+            "layout": layout,
+            "mean": [0.485, 0.456, 0.406] if fmt != "gray" else 0.5,
+            "std": [0.229, 0.224, 0.225] if fmt != "gray" else 0.25,
+            "channels": "bgr" if fmt == "bgr" else "rgb",
+        },
+        "pre",
+        lambda p, m: errors.append(f"{p}: {m}"),
+    )
+    assert spec is not None, errors
+    return spec
 
 
 def cv2_preprocess(spec: PreprocessSpec, frame: Array) -> Array:

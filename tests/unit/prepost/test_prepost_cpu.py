@@ -15,6 +15,7 @@ from prepost_refs import (
     head,
     onnxruntime_nms,
     pixel_error,
+    pre_spec,
     torchvision_nms,
 )
 
@@ -36,25 +37,7 @@ PRE_CASES = [
 @pytest.mark.parametrize("case", PRE_CASES, ids=lambda c: "-".join(str(v) for v in c))
 def test_numpy_preprocess_matches_opencv(case: tuple[object, ...]) -> None:
     fmt, width, height, resize, size, crop, dtype, layout = case
-    errors: list[str] = []
-    spec = parse_preprocess(
-        {
-            "format": fmt,
-            "width": width,
-            "height": height,
-            "resize": resize,
-            "size": size,
-            "crop": crop,
-            "dtype": dtype,
-            "layout": layout,
-            "mean": [0.485, 0.456, 0.406] if fmt != "gray" else 0.5,
-            "std": [0.229, 0.224, 0.225] if fmt != "gray" else 0.25,
-            "channels": "bgr" if fmt == "bgr" else "rgb",
-        },
-        "pre",
-        lambda p, m: errors.append(f"{p}: {m}"),
-    )
-    assert spec is not None, errors
+    spec = pre_spec(fmt, resize, size, crop, dtype, layout, width, height)
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
     frame = rng.integers(0, 256, spec.frame_shape, dtype=np.uint8)
     out = np.full(spec.tensor_shape, np.nan, dtype=spec.np_dtype)

@@ -17,6 +17,7 @@ from prepost_refs import (
     head,
     onnxruntime_nms,
     pixel_error,
+    pre_spec,
     torchvision_nms,
 )
 
@@ -50,38 +51,6 @@ def gpu() -> Iterator[Any]:
     module.close()
 
 
-def _pre_spec(  # noqa: PLR0917 - one test case's columns
-    fmt: str,
-    resize: str,
-    size: list[int],
-    crop: Any,
-    dtype: str,
-    layout: str,
-    width: int,
-    height: int,
-) -> Any:
-    errors: list[str] = []
-    spec = parse_preprocess(
-        {
-            "format": fmt,
-            "width": width,
-            "height": height,
-            "resize": resize,
-            "size": size,
-            "crop": crop,
-            "dtype": dtype,
-            "layout": layout,
-            "mean": [0.485, 0.456, 0.406] if fmt != "gray" else 0.5,
-            "std": [0.229, 0.224, 0.225] if fmt != "gray" else 0.25,
-            "channels": "bgr" if fmt == "bgr" else "rgb",
-        },
-        "pre",
-        lambda p, m: errors.append(f"{p}: {m}"),
-    )
-    assert spec is not None, errors
-    return spec
-
-
 def _read_device(ptr: int, shape: tuple[int, ...], dtype: Any) -> Any:
     from jetson_rt.cuda import check, runtime
 
@@ -111,7 +80,7 @@ def test_gpu_preprocess_matches_numpy_and_opencv(gpu: Any, case: Any, source: An
     from jetson_rt.cuda import DeviceBuffer, Stream
     from jetson_rt.prepost.gpu import GpuPipeline
 
-    spec = _pre_spec(*case, *source)
+    spec = pre_spec(*case, *source)
     none = PostprocessSpec(kind="none")
     rng = np.random.default_rng(zlib.crc32(repr((case, source)).encode()))
     frame = rng.integers(0, 256, spec.frame_shape, dtype=np.uint8)
@@ -147,7 +116,7 @@ def test_frame_already_on_the_device_is_not_copied(gpu: Any) -> None:
     from jetson_rt.cuda import DeviceBuffer, Stream
     from jetson_rt.prepost.gpu import GpuPipeline
 
-    spec = _pre_spec("nv12", "letterbox", [640, 640], None, "fp16", "chw", 1920, 1080)
+    spec = pre_spec("nv12", "letterbox", [640, 640], None, "fp16", "chw", 1920, 1080)
     frame = np.random.default_rng(7).integers(0, 256, spec.frame_shape, dtype=np.uint8)
     expected = np.empty(spec.tensor_shape, dtype=spec.np_dtype)
     CpuPreprocess(spec).run(frame, expected)
@@ -279,7 +248,7 @@ def test_pipeline_allocates_nothing_per_frame(gpu: Any) -> None:
     from jetson_rt.cuda import DeviceBuffer, Stream, check, runtime
     from jetson_rt.prepost.gpu import GpuPipeline
 
-    pre = _pre_spec("nv12", "letterbox", [640, 640], None, "fp16", "chw", 1920, 1080)
+    pre = pre_spec("nv12", "letterbox", [640, 640], None, "fp16", "chw", 1920, 1080)
     post = _detect_spec(100)
     raw = _padded_head(*box_sets(5)["random_300"], np.random.default_rng(5), False)
     with (
