@@ -37,7 +37,7 @@ def runtime() -> Any:
         except ImportError as exc:
             raise PlatformError(
                 "the CUDA runtime bindings are missing: install jetson-rt with the 'gpu' extra "
-                "(pip install 'jetson-rt[gpu]', cuda-python 12.6 or newer)"
+                "(pip install 'jetson-rt[gpu]', cuda-python 12.9.1 or newer)"
             ) from exc
     return _cudart
 
