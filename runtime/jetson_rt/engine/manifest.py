@@ -14,17 +14,49 @@ questions are answered from it:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.atomic import atomic_write_text, sha256_file
+from jetson_rt.atomic import atomic_write_text
 from jetson_rt.errors import EngineError
 
 SCHEMA_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
+
+# Digests of files already hashed by this process, by what fstat says of them: a
+# runner start checks an engine in `check-config`'s validator, before loading and in
+# the backend, and an engine is tens to hundreds of MB. Any write to the file changes
+# its ctime (which no user can set back), a replacement its inode: both miss here.
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
+_DIGESTS_MAX = 64
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of ``path``, hashed once per process while the file is unchanged."""
+    with path.open("rb") as handle:
+        info = os.fstat(handle.fileno())
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        digest = _DIGESTS.get(key)
+        if digest is not None:
+            return digest
+        hasher = hashlib.sha256()
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+        after = os.fstat(handle.fileno())
+    digest = hasher.hexdigest()
+    # Written to while being read: the digest is right for nothing; do not keep it.
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]:
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        _DIGESTS[key] = digest
+    return digest
+
 
 JsonScalar = str | int | float | bool | None
 
@@ -148,7 +180,7 @@ def verify_artifact(artifact: Path) -> Manifest:
             f"{artifact} is {size} bytes but its manifest records {manifest.artifact_bytes}: "
             "the file is truncated or was replaced; rebuild or copy it again"
         )
-    digest = sha256_file(artifact)
+    digest = file_sha256(artifact)
     if digest != manifest.artifact_sha256:
         raise EngineError(
             f"{artifact} sha256 {digest[:16]}... differs from its manifest's "
@@ -176,7 +208,7 @@ def verify_source(manifest: Manifest, artifact: Path) -> None:
             f"{artifact.name} was built from {source}, which does not exist: keep the "
             "source model beside the engine, or rebuild the engine"
         )
-    digest = sha256_file(source)
+    digest = file_sha256(source)
     if digest != manifest.source_sha256:
         raise EngineError(
             f"{source} changed after {artifact.name} was built (sha256 {digest[:16]}..., "

@@ -138,3 +138,42 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     atomic_write_bytes(target, memoryview(b"second"))
     assert target.read_bytes() == b"second"
     assert (target.stat().st_mode & 0o777) == 0o644
+
+
+def test_an_unchanged_artifact_is_hashed_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run` checks an engine three times at start (validator, loader, backend): one read."""
+    import hashlib
+
+    artifact, _ = write_artifact(tmp_path, b"x" * 4096)
+    hashers: list[object] = []
+    real = hashlib.sha256
+
+    def counting(*args: bytes) -> object:
+        hasher = real(*args)
+        hashers.append(hasher)
+        return hasher
+
+    monkeypatch.setattr(hashlib, "sha256", counting)
+    for _ in range(3):
+        verify_artifact(artifact)
+    assert len(hashers) == 1
+
+
+def test_a_same_size_edit_in_place_after_a_check_is_still_caught(tmp_path: Path) -> None:
+    artifact, _ = write_artifact(tmp_path, b"x" * 4096)
+    verify_artifact(artifact)
+    with artifact.open("r+b") as handle:  # same size, same inode, new bytes
+        handle.seek(100)
+        handle.write(b"y")
+    with pytest.raises(EngineError, match="sha256"):
+        verify_artifact(artifact)
+
+
+def test_a_replaced_artifact_after_a_check_is_still_caught(tmp_path: Path) -> None:
+    artifact, _ = write_artifact(tmp_path, b"x" * 4096)
+    verify_artifact(artifact)
+    atomic_write_bytes(artifact, b"z" * 4096)
+    with pytest.raises(EngineError, match="sha256"):
+        verify_artifact(artifact)
