@@ -151,7 +151,8 @@ def test_a_tier_that_hung_is_not_climbed_back_into(
     base_config: Callable[..., Doc], models: dict[str, GeneratedModel]
 ) -> None:
     doc = two_tiers(base_config, models)
-    doc["watchdog"] = {"timeout_ms": 150, "action": "fallback"}
+    # Long enough that a loaded machine's scheduling gap is not taken for the hang.
+    doc["watchdog"] = {"timeout_ms": 400, "action": "fallback"}
     doc["tasks"][0]["degradation"] = {
         "emergency": True,
         "emergency_hold_ms": 20,
