@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from jetson_rt.report import REPORT_SCHEMA_VERSION
+from jetson_rt.report.model import HOST_STATES
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
@@ -140,17 +141,7 @@ _HOST = _object(
     {
         "name": {"type": "string", "minLength": 1},
         "groups": _STR_LIST,
-        "state": {
-            "enum": [
-                "unreachable",
-                "missing",
-                "failed",
-                "inconsistent",
-                "corrupt",
-                "incomplete",
-                "ok",
-            ]
-        },
+        "state": {"enum": list(HOST_STATES)},
         "verdict": _VERDICT,
         "reasons": _STR_LIST,
         "problems": _STR_LIST,
