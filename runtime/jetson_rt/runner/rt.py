@@ -8,7 +8,19 @@ shown in the status and stats file; the runner goes on without it.
 
 ``sched_setscheduler(0, ...)`` and ``sched_setaffinity(0, ...)`` act on the
 calling thread on Linux: threads started before this call (stats, health,
-watchdog, metrics) keep the normal policy and every CPU, as they should.
+watchdog, metrics, the result consumers, the capture threads, GStreamer's and
+Zenoh's own threads) keep the normal policy, as they should.
+
+When the loop is pinned, every other thread of the process is moved to the CPUs
+the process may use minus the loop's (``other_threads`` in the stats): a consumer
+woken by a result, Zenoh's runtime or a GStreamer streaming thread then never
+runs on the loop's CPU, does not evict its caches and does not queue behind it.
+On a Jetson with ``isolcpus=`` the other threads are there already (the
+isolated CPUs are outside the default mask); with an explicit ``rt.cpus`` this
+is what keeps them apart. Threads those threads start later inherit their mask.
+If no CPU is left (a single CPU, or ``rt.cpus`` naming every allowed one), the
+other threads stay where they are and the status says so. :func:`restore_threads`
+gives the moved threads their masks back when the runner stops.
 """
 
 from __future__ import annotations
@@ -18,8 +30,10 @@ import ctypes.util
 import errno
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from jetson_rt.log import logger
 from jetson_rt.runner.config import RtConfig
@@ -46,8 +60,12 @@ class RtStatus:
     mlockall: RtStep = field(default_factory=lambda: RtStep(False))
     sched_fifo: RtStep = field(default_factory=lambda: RtStep(False))
     affinity: RtStep = field(default_factory=lambda: RtStep(False))
+    others: RtStep = field(default_factory=lambda: RtStep(False))
     priority: int = 0
     cpus: list[int] = field(default_factory=list)
+    other_cpus: list[int] = field(default_factory=list)
+    # Native thread id -> the CPU mask it had before it was moved off the loop's CPUs.
+    moved: dict[int, set[int]] = field(default_factory=dict)
     switch_interval_ms: float = 0.0
 
     @property
@@ -61,6 +79,7 @@ class RtStatus:
             "mlockall": self.mlockall.to_dict(),
             "sched_fifo": {**self.sched_fifo.to_dict(), "priority": self.priority},
             "affinity": {**self.affinity.to_dict(), "cpus": list(self.cpus)},
+            "other_threads": {**self.others.to_dict(), "cpus": list(self.other_cpus)},
             "gil_switch_interval_ms": self.switch_interval_ms,
         }
 
@@ -138,6 +157,54 @@ def set_affinity(cpus: Sequence[int]) -> RtStep:
     return step
 
 
+def move_other_threads(loop_cpus: Sequence[int], allowed: set[int]) -> RtStatus:
+    """Pin every thread of this process but the caller to ``allowed`` minus ``loop_cpus``.
+
+    Returns a status carrying only ``others``, ``other_cpus`` and ``moved``.
+    """
+    status = RtStatus()
+    status.others = RtStep(True)
+    others = sorted(set(allowed) - set(loop_cpus))
+    if not others:
+        status.others.detail = (
+            f"no CPU left for the other threads (allowed {sorted(allowed)}); "
+            "they share the loop's CPUs"
+        )
+        return status
+    status.other_cpus = others
+    me = threading.get_native_id()
+    failed: list[str] = []
+    for entry in Path("/proc/self/task").iterdir():
+        tid = int(entry.name)
+        if tid == me:
+            continue
+        try:
+            before = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, others)
+        except ProcessLookupError:
+            continue  # it ended meanwhile
+        except OSError as exc:
+            failed.append(f"{tid}: {exc.strerror}")
+            continue
+        status.moved[tid] = before
+    if failed:
+        status.others.detail = f"{len(failed)} thread(s) not moved ({'; '.join(failed[:3])})"
+    else:
+        status.others.applied = True
+        status.others.detail = f"{len(status.moved)} thread(s) moved"
+    return status
+
+
+def restore_threads(moved: dict[int, set[int]]) -> None:
+    """Give the threads :func:`move_other_threads` moved their masks back (those still alive)."""
+    for tid, mask in moved.items():
+        try:
+            os.sched_setaffinity(tid, mask)
+        except OSError:
+            continue  # it ended, or the mask is gone (CPU offline)
+    moved.clear()
+
+
 def apply_rt(
     config: RtConfig,
     isolated_cpus: Callable[[], list[int]],
@@ -151,6 +218,7 @@ def apply_rt(
     if config.priority > 0:
         status.priority = config.priority
         status.sched_fifo = set_fifo(config.priority)
+    allowed = os.sched_getaffinity(0)
     if config.cpus is None:
         cpus = isolated_cpus()
         if cpus:
@@ -165,10 +233,18 @@ def apply_rt(
     elif config.cpus:
         status.cpus = list(config.cpus)
         status.affinity = set_affinity(config.cpus)
+    if status.affinity.applied:
+        others = move_other_threads(status.cpus, allowed)
+        status.others, status.other_cpus, status.moved = (
+            others.others,
+            others.other_cpus,
+            others.moved,
+        )
     for name, step in (
         ("mlockall", status.mlockall),
         ("SCHED_FIFO", status.sched_fifo),
         ("CPU affinity", status.affinity),
+        ("other threads off the loop's CPUs", status.others),
     ):
         if step.requested and not step.applied:
             logger.warning("real-time setting %s not applied: %s", name, step.detail)

@@ -51,7 +51,7 @@ from jetson_rt.runner.metrics import MetricsServer
 from jetson_rt.runner.notify import SystemdNotifier
 from jetson_rt.runner.preflight import host_problems
 from jetson_rt.runner.results import CallbackConsumer, Result, ResultHub, ResultIterator
-from jetson_rt.runner.rt import RtStatus, apply_rt
+from jetson_rt.runner.rt import RtStatus, apply_rt, restore_threads
 from jetson_rt.runner.sources import InputSource, create_source
 from jetson_rt.runner.stats import (
     STATS_SCHEMA_VERSION,
@@ -419,6 +419,8 @@ class Runner:
         self._release()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+        # The threads moved off the loop's CPUs (rt.py) get their masks back.
+        restore_threads(self.rt.moved)
         if self._owns_notifier:
             self.notifier.close()
         logger.info("runner stopped: %s", self.summary())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -330,6 +331,40 @@ def test_rt_steps_that_fail_degrade_with_a_reason(
     assert rt["degraded"] is True  # type: ignore[index]
     assert rt["affinity"]["applied"] is False  # type: ignore[index]
     assert "CPUs [1000]" in rt["affinity"]["detail"]  # type: ignore[index]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_pinned_loop_moves_every_other_thread_off_its_cpu_and_back(
+    base_config: Callable[..., Doc], tmp_path: Path
+) -> None:
+    """Consumers and the process's other threads run beside the loop, not on its CPU."""
+    allowed = sorted(os.sched_getaffinity(0))
+    loop_cpu = allowed[-1]
+    doc = base_config(rt={"priority": 0, "cpus": [loop_cpu], "mlockall": False})
+    seen: dict[str, set[int]] = {}
+
+    def on_result(_result: object) -> None:
+        seen.setdefault("consumer", os.sched_getaffinity(0))
+
+    runner = Runner(parse_config(doc), on_result=on_result)
+
+    def loop() -> None:
+        seen["loop_before"] = os.sched_getaffinity(0)
+        runner.run(duration_s=0.5)
+        seen["loop"] = os.sched_getaffinity(0)
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    while worker.is_alive() and "consumer" not in seen:
+        time.sleep(0.005)
+    during = os.sched_getaffinity(0)  # this thread is one of the others while the loop runs
+    worker.join()
+    assert seen["loop"] == {loop_cpu}
+    assert seen["consumer"] == set(allowed) - {loop_cpu}
+    assert during == set(allowed) - {loop_cpu}
+    assert os.sched_getaffinity(0) == set(allowed)  # given back at shutdown
+    others = read_stats(tmp_path / "stats.json")["rt"]["other_threads"]  # type: ignore[index]
+    assert others["applied"] is True and others["cpus"] == allowed[:-1]
 
 
 def test_config_without_stats_path_runs(base_config: Callable[..., Doc]) -> None:
