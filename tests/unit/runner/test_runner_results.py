@@ -120,6 +120,10 @@ def test_a_slow_callback_loses_results_not_inference_time(
     assert slow_info["dropped"] > 0.8 * inferences
     assert int(slow_info["delivered"]) + int(slow_info["dropped"]) == inferences
     assert quick_info["slow"] == 0
+    # A consumer is woken only while it sleeps: the busy one was handed results it found
+    # queued when its callback returned (queue of 4), without a wake-up each.
+    assert int(slow_info["wakeups"]) <= int(slow_info["delivered"]) // 2
+    assert 0 < int(quick_info["wakeups"]) <= int(quick_info["delivered"])
 
 
 def test_an_iterator_yields_results_until_the_runner_stops(
