@@ -24,6 +24,7 @@ from runner_faults import FaultyBackend
 
 from jetson_rt.backends.base import Backend
 from jetson_rt.runner.config import InputConfig, ModelConfig, RunnerConfig, parse_config
+from jetson_rt.runner.rt import move_other_threads, restore_threads
 from jetson_rt.runner.service import WATCHDOG_EXIT_CODE, Runner, default_backend_factory
 from jetson_rt.runner.sources import FrameSource
 from jetson_rt.runner.stats import read_stats
@@ -365,6 +366,15 @@ def test_a_pinned_loop_moves_every_other_thread_off_its_cpu_and_back(
     assert os.sched_getaffinity(0) == set(allowed)  # given back at shutdown
     others = read_stats(tmp_path / "stats.json")["rt"]["other_threads"]  # type: ignore[index]
     assert others["applied"] is True and others["cpus"] == allowed[:-1]
+
+
+def test_with_no_cpu_left_the_other_threads_stay_and_the_status_says_why() -> None:
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    status = move_other_threads([cpu], {cpu})
+    assert status.others.requested and not status.others.applied
+    assert "no CPU left for the other threads" in status.others.detail
+    assert status.moved == {}
+    restore_threads({2**22 + 1: {cpu}})  # a thread that is gone: nothing to do, no error
 
 
 def test_config_without_stats_path_runs(base_config: Callable[..., Doc]) -> None:
