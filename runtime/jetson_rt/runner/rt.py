@@ -18,8 +18,10 @@ runs on the loop's CPU, does not evict its caches and does not queue behind it.
 On a Jetson with ``isolcpus=`` the other threads are there already (the
 isolated CPUs are outside the default mask); with an explicit ``rt.cpus`` this
 is what keeps them apart. Threads those threads start later inherit their mask.
-If no CPU is left (a single CPU, or ``rt.cpus`` naming every allowed one), the
-other threads stay where they are and the status says so. :func:`restore_threads`
+Threads the backends started while they loaded (an ONNX Runtime intra-op pool
+computes the loop's own inferences; CUDA's helper threads) are left where they
+are. If no CPU is left (a single CPU, or ``rt.cpus`` naming every allowed one),
+the other threads stay where they are and the status says so. :func:`restore_threads`
 gives the moved threads their masks back when the runner stops.
 """
 
@@ -31,7 +33,7 @@ import errno
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -157,8 +159,15 @@ def set_affinity(cpus: Sequence[int]) -> RtStep:
     return step
 
 
-def move_other_threads(loop_cpus: Sequence[int], allowed: set[int]) -> RtStatus:
-    """Pin every thread of this process but the caller to ``allowed`` minus ``loop_cpus``.
+def thread_ids() -> set[int]:
+    """The native ids of this process's threads."""
+    return {int(entry.name) for entry in Path("/proc/self/task").iterdir()}
+
+
+def move_other_threads(
+    loop_cpus: Sequence[int], allowed: set[int], leave: Collection[int] = ()
+) -> RtStatus:
+    """Pin this process's threads but the caller and ``leave`` to ``allowed - loop_cpus``.
 
     Returns a status carrying only ``others``, ``other_cpus`` and ``moved``.
     """
@@ -174,9 +183,8 @@ def move_other_threads(loop_cpus: Sequence[int], allowed: set[int]) -> RtStatus:
     status.other_cpus = others
     me = threading.get_native_id()
     failed: list[str] = []
-    for entry in Path("/proc/self/task").iterdir():
-        tid = int(entry.name)
-        if tid == me:
+    for tid in sorted(thread_ids()):
+        if tid == me or tid in leave:
             continue
         try:
             before = os.sched_getaffinity(tid)
@@ -208,6 +216,7 @@ def restore_threads(moved: dict[int, set[int]]) -> None:
 def apply_rt(
     config: RtConfig,
     isolated_cpus: Callable[[], list[int]],
+    leave: Collection[int] = (),
 ) -> RtStatus:
     """mlockall, SCHED_FIFO and affinity, in that order; never raises for a denied step."""
     status = RtStatus()
@@ -234,7 +243,7 @@ def apply_rt(
         status.cpus = list(config.cpus)
         status.affinity = set_affinity(config.cpus)
     if status.affinity.applied:
-        others = move_other_threads(status.cpus, allowed)
+        others = move_other_threads(status.cpus, allowed, leave)
         status.others, status.other_cpus, status.moved = (
             others.others,
             others.other_cpus,

@@ -51,7 +51,7 @@ from jetson_rt.runner.metrics import MetricsServer
 from jetson_rt.runner.notify import SystemdNotifier
 from jetson_rt.runner.preflight import host_problems
 from jetson_rt.runner.results import CallbackConsumer, Result, ResultHub, ResultIterator
-from jetson_rt.runner.rt import RtStatus, apply_rt, restore_threads
+from jetson_rt.runner.rt import RtStatus, apply_rt, restore_threads, thread_ids
 from jetson_rt.runner.sources import InputSource, create_source
 from jetson_rt.runner.stats import (
     STATS_SCHEMA_VERSION,
@@ -148,6 +148,7 @@ class Runner:
         self._final_written = False
         self._stopped = False
         self._switch_interval: float | None = None
+        self._backend_threads: set[int] = set()
         self._stop_requested = False
         # After a sticky CUDA error no call into the context is made again, not even a free.
         self._context_lost = False
@@ -193,7 +194,9 @@ class Runner:
         )
         self.reporter.start()
         self._switch_interval = sys.getswitchinterval()
-        self.rt = apply_rt(self.config.rt, lambda: platform.isolated_cpus(self._root))
+        self.rt = apply_rt(
+            self.config.rt, lambda: platform.isolated_cpus(self._root), self._backend_threads
+        )
         self.state = "running"
         self.write_stats()
         self.notifier.ready(f"running: {self.rt.short()}")
@@ -259,10 +262,14 @@ class Runner:
                 "this host cannot run the configuration:\n  " + "\n  ".join(problems)
             )
         verify_engines(self.config)
+        before = thread_ids()
         for name, model in self.config.models.items():
             backend = self._factory(model)
             self.backends[name] = backend
             backend.activate()
+        # Started by the backends (an intra-op pool, CUDA's helpers): not moved off the
+        # loop's CPUs when it is pinned (rt.py).
+        self._backend_threads = thread_ids() - before
         for index, task_config in enumerate(self.config.tasks):
             source = self._sources.get(task_config.name) or create_source(task_config.input)
             tiers = [

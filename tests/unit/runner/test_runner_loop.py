@@ -342,6 +342,8 @@ def test_a_pinned_loop_moves_every_other_thread_off_its_cpu_and_back(
     allowed = sorted(os.sched_getaffinity(0))
     loop_cpu = allowed[-1]
     doc = base_config(rt={"priority": 0, "cpus": [loop_cpu], "mlockall": False})
+    # An intra-op pool computes the loop's inferences: its threads are left where they are.
+    doc["models"]["mlp"]["options"] = {"intra_op_threads": 3}
     seen: dict[str, set[int]] = {}
 
     def on_result(_result: object) -> None:
@@ -359,7 +361,9 @@ def test_a_pinned_loop_moves_every_other_thread_off_its_cpu_and_back(
     while worker.is_alive() and "consumer" not in seen:
         time.sleep(0.005)
     during = os.sched_getaffinity(0)  # this thread is one of the others while the loop runs
+    pool = {tid: os.sched_getaffinity(tid) for tid in runner._backend_threads}
     worker.join()
+    assert len(pool) >= 2 and all(mask == set(allowed) for mask in pool.values())
     assert seen["loop"] == {loop_cpu}
     assert seen["consumer"] == set(allowed) - {loop_cpu}
     assert during == set(allowed) - {loop_cpu}
