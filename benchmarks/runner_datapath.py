@@ -218,6 +218,11 @@ def overhead(
         placement.undo()
         for runner in runners.values():
             runner.release()
+    # Results the publishers put (the subscriber process is connected throughout).
+    published = {
+        name: sum(getattr(consumer, "published", 0) for consumer in runner.hub.consumers)
+        for name, runner in runners.items()
+    }
     closed = p50(totals["closed"])
     report: dict[str, Any] = {
         "closed_p50_us": round(closed, 1),
@@ -235,6 +240,7 @@ def overhead(
             "ratio_p50": round(p50(totals[name]) / closed, 3),
             "ratio_per_round": [round(r, 3) for r in ratios],
             "inferences": totals[name].count,
+            "published": published[name],
         }
     return report
 
