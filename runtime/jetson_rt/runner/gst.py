@@ -18,12 +18,11 @@ A buffer without a usable PTS gets its arrival time (``pts_fallbacks``).
 Per frame, the capture thread calls GStreamer's C API through ctypes
 (:class:`FrameCalls`): pull the sample (the GIL released while it waits), read
 the buffer's PTS and offset from its struct, map it and copy its bytes into a
-preallocated staging array, unref the sample. PyGObject's per-call wrappers
-(``Gst.Sample``, ``Gst.Buffer``, ``MapInfo``, ``Gst.Caps``, ``Gst.Segment``)
-leave Python memory behind that grows with the frames (a few dozen 58-byte
-blocks per 10^4 frames at ``try_pull_sample`` and ``Buffer.map``'s
-``Gst.MapFlags(0)``, measured with tracemalloc); the ctypes path leaves none.
-PyGObject still builds the pipeline, reads the bus and parses new caps.
+preallocated staging array, unref the sample. Through PyGObject the same calls
+left Python memory behind that grew with the frames (tracemalloc: a few dozen
+58-byte blocks per 10^4 frames at ``try_pull_sample`` and at ``Buffer.map``'s
+``Gst.MapFlags(0)``, in every window); the ctypes path leaves none. PyGObject
+still builds the pipeline, reads the bus and parses new caps.
 
 Counted: frames, frame-number gaps (buffer offsets that skip, e.g. frames a V4L2
 driver or the appsink dropped), ends of stream, pipeline errors, stalls (no
