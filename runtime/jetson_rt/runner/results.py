@@ -14,11 +14,13 @@ GIL stays with the loop (``os.eventfd_write`` and ``os.write`` drop it for the
 system call, and the consumer just woken could take it before the loop returns),
 and a consumer still busy with an earlier result is not woken at all (no system
 call). What is left per result is the kernel waking a thread on another CPU:
-about 20-40 us on the 2-vCPU KVM guest the benchmarks ran on (an IPI exits to
-the hypervisor), a few us on bare metal. When every slot is still held (the consumer is slow) the
-result is dropped *for that consumer* and counted. A consumer's callback runs on
-the consumer's own thread; an exception there is counted and logged, a slow one
-is counted (over ``slow_ms``), and neither touches the loop.
+about 20-40 us on the 2-vCPU KVM guest the benchmarks ran on (not measured on
+bare metal or a Jetson).
+
+When every slot is still held (the consumer is slow) the result is dropped
+*for that consumer* and counted. A consumer's callback runs on the consumer's
+own thread; an exception there is counted and logged, a slow one is counted
+(over ``slow_ms``), and neither touches the loop.
 
 Validity of the output views: a result's ``outputs`` point into the consumer's
 slot, which is handed back to the loop when the callback returns (iterator: on
