@@ -134,7 +134,9 @@ class CallbackModule(CallbackBase):
         own = resource.getrusage(resource.RUSAGE_SELF)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-        row = {"kind": kind, "name": name, "t": time.monotonic(), "cpu": cpu, **extra}
+        main = own.ru_utime + own.ru_stime
+        row = {"kind": kind, "name": name, "t": time.monotonic(), "cpu": cpu, "main": main}
+        row.update(extra)
         self._out.write(json.dumps(row) + "\\n")
         self._out.flush()
 
@@ -178,6 +180,7 @@ def split(marks: list[dict[str, Any]], total_cpu: float, masters_cpu: float) -> 
             play = playbook_of(mark["name"])
         cpu, wall = following["cpu"] - mark["cpu"], following["t"] - mark["t"]
         plays[play]["cpu_s"] += cpu
+        plays[play]["main_cpu_s"] += following["main"] - mark["main"]
         plays[play]["wall_s"] += wall
         if mark["kind"] == "task":
             task = tasks[f"{play} | {mark['name']}"]
@@ -195,6 +198,7 @@ def split(marks: list[dict[str, Any]], total_cpu: float, masters_cpu: float) -> 
             plays[play]["changed"] += int(mark["changed"])
     if timed:
         plays["startup"]["cpu_s"] += timed[0]["cpu"]
+        plays["startup"]["main_cpu_s"] += timed[0]["main"]
         # after the last mark: the masters closed by the wrapper, and the exit
         plays["ssh masters"]["cpu_s"] = masters_cpu
         plays["exit"]["cpu_s"] = max(0.0, total_cpu - masters_cpu - timed[-1]["cpu"])
@@ -332,6 +336,17 @@ def print_table(rows: list[dict[str, Any]], top: int) -> None:
                 if c in PLAYBOOKS:
                     cell += f" [{int(play.get('changed', 0))}]"
                 cells.append(f"{cell:>12}")
+            print(f"{n:5d} {label:16} " + " ".join(cells))
+    print("\nOf which ansible-playbook's own process (the rest: worker forks, ssh), CPU-s per host")
+    print(f"{'hosts':>5} {'pass':16} " + " ".join(f"{c:>9}" for c in [*PLAYBOOKS, "startup"]))
+    for row in rows:
+        n = row["hosts"]
+        for key, label, _ in PASSES:
+            plays = row[key]["plays"]
+            cells = [
+                f"{plays.get(c, {}).get('main_cpu_s', 0.0) / n:9.2f}"
+                for c in [*PLAYBOOKS, "startup"]
+            ]
             print(f"{n:5d} {label:16} " + " ".join(cells))
     print("\nWall s by playbook")
     print(f"{'hosts':>5} {'pass':16} " + " ".join(f"{c:>9}" for c in PLAYBOOKS))
