@@ -28,10 +28,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
 
     def run(self, tmp: Any = None, task_vars: Any = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(
+        # (validation result, the arguments checked and converted)
+        args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             required_if=[("state", "file", ["content"])],
-        )
+        )[1]
         try:
             result.update(
                 ensure(
