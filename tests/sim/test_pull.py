@@ -85,13 +85,16 @@ def _site_repo(tmp: Path) -> Path:
             shutil.copy2(source, work / part)
     inventory = work / "inventories/site"
     shutil.copytree(REPO / "inventories/sim/group_vars", inventory / "group_vars")
+    # Written for push, as a site's inventory is: the boards reached over SSH at an
+    # address the boards themselves cannot use (TEST-NET-1). A pull runs them locally.
+    pushed = {"ansible_connection": "ssh", "ansible_host": "192.0.2.1"}
     hosts = {
         "all": {
             "children": {
                 "jetson": {
                     "children": {
-                        "line_a": {"hosts": {BOARDS[0]: None}},
-                        "line_b": {"hosts": {BOARDS[1]: None}},
+                        "line_a": {"hosts": {BOARDS[0]: pushed}},
+                        "line_b": {"hosts": {BOARDS[1]: pushed}},
                     }
                 },
                 "sim": {"hosts": dict.fromkeys(BOARDS)},
