@@ -47,10 +47,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from jetson_rt.atomic import atomic_write_text
-from jetson_rt.sim.fleet import Fleet
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from tests.engine_rollout import snapshot_source  # noqa: E402  (after the sys.path set-up)
+
+from jetson_rt.atomic import atomic_write_text  # noqa: E402
+from jetson_rt.sim.fleet import Fleet  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PLAYBOOKS = ("facts", "kernel", "tune", "engines", "validate")
 PASSES = (
@@ -379,13 +383,7 @@ def main() -> int:
         base = Path(tmp)
         source = base / "source"
         source.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(REPO / name, source / name)
-        shutil.copytree(
-            REPO / "runtime",
-            source / "runtime",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
-        )
+        snapshot_source(source)
         for count in args.hosts:
             rows.append(measure(count, args, base, source))
     load = os.getloadavg()
